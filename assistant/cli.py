@@ -1,0 +1,274 @@
+"""``newsdesk`` command line: a thin adapter over ``Assistant`` and ``ingest_paths``.
+
+Exit codes: 0 success, 1 usage or configuration error, 2 ingest finished but skipped inputs.
+Only this module configures logging and output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+
+from assistant.errors import NewsdeskError
+from assistant.settings import Settings, load_settings
+from assistant.types import Filters
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Ask questions about your news articles; answers cite the passages they rest on.",
+)
+out = Console()
+err = Console(stderr=True)
+
+K = Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="Passages to use.")]
+Since = Annotated[str | None, typer.Option(help="Only articles published on/after YYYY-MM-DD.")]
+Until = Annotated[str | None, typer.Option(help="Only articles published on/before YYYY-MM-DD.")]
+Source = Annotated[str | None, typer.Option(help="Only articles from this source/outlet.")]
+Collection = Annotated[str | None, typer.Option(help="Chroma collection to use.")]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _date(value: str | None, flag: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date like 2022-03-07", param_hint=flag
+        ) from None
+
+
+def _filters(since: str | None, until: str | None, source: str | None) -> Filters:
+    return Filters(_date(since, "--since"), _date(until, "--until"), source)
+
+
+def _settings(collection: str | None = None, **extra: Any) -> Settings:
+    return load_settings(collection=collection, **extra)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More logging.")] = 0,
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    import bm25s  # noqa: F401  (it sets its own logger to DEBUG on import; override after)
+
+    for noisy in ("httpx", "chromadb", "bm25s", "trafilatura", "openai", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or globs.")],
+    prune: Annotated[bool, typer.Option(help="Remove documents whose files are gone.")] = False,
+    reembed: Annotated[
+        bool, typer.Option(help="Re-embed the collection with the configured embedder.")
+    ] = False,
+    collection: Collection = None,
+    as_json: Json = False,
+) -> None:
+    """Ingest news articles (.txt .md .html .pdf .jsonl) into the collection."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.pipeline import ingest_paths
+
+    settings = _settings(collection)
+    columns = (
+        TextColumn("embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks · {task.fields[rate]:.1f} chunks/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("embed", total=None, rate=0.0)
+
+        def progress(done: int, total: int) -> None:
+            elapsed = bar.tasks[task].elapsed or 1e-9
+            bar.update(task, completed=done, total=total, rate=done / elapsed)
+
+        report = ingest_paths(paths, settings, prune=prune, reembed_all=reembed, progress=progress)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        for item in report.skipped:
+            err.print(f"[yellow]skipped[/yellow] {item}", highlight=False, soft_wrap=True)
+        out.print(
+            f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.removed} removed · {report.chunks} chunks in {report.seconds:.1f}s "
+            f"({report.chunks_per_s:.1f} chunks/s) · {len(report.skipped)} skipped",
+            highlight=False,
+        )
+    raise typer.Exit(report.exit_code)
+
+
+def _questions(path: Path) -> list[dict[str, Any]]:
+    """Questions from a text file (one a line) or JSONL ({"id", "question", "choices"?})."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--file") from None
+    items: list[dict[str, Any]] = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl" or line.lstrip().startswith("{"):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                items.append(
+                    {"id": f"line-{lineno}", "error": f"{path}:{lineno}: bad JSON ({exc.msg})"}
+                )
+                continue
+            if not isinstance(record, dict) or not str(record.get("question", "")).strip():
+                items.append(
+                    {"id": f"line-{lineno}", "error": f"{path}:{lineno}: no 'question' field"}
+                )
+                continue
+            record.setdefault("id", f"line-{lineno}")
+            items.append(record)
+        else:
+            items.append({"id": f"line-{lineno}", "question": line.strip()})
+    return items
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Questions: text (one a line) or JSONL.")
+    ] = None,
+    k: K = None,
+    since: Since = None,
+    until: Until = None,
+    source: Source = None,
+    collection: Collection = None,
+    extractive: Annotated[bool, typer.Option(help="Never call a language model.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Answer a question with numbered citations to passages of your articles."""
+    from assistant.core import Assistant
+    from assistant.render import render_answer
+
+    if (question is None) == (file is None):
+        raise click.UsageError("give either a QUESTION or --file, not both or neither")
+    filters = _filters(since, until, source)
+    assistant = Assistant(_settings(collection, extractive=extractive or None))
+    if question is not None:
+        answer = assistant.answer(question, filters=filters, k=k)
+        if as_json:
+            _print_json(answer.as_json())
+        else:
+            render_answer(out, answer)
+        return
+    assert file is not None
+    for item in _questions(file):
+        if "error" in item:
+            _print_json(item)
+            err.print(f"[yellow]skipped[/yellow] {item['error']}", highlight=False)
+            continue
+        choices = item.get("choices")
+        try:
+            answer = assistant.answer(str(item["question"]), filters=filters, k=k, choices=choices)
+        except NewsdeskError as exc:
+            _print_json({"id": item["id"], "question": item["question"], "error": str(exc)})
+            continue
+        if as_json:
+            _print_json({"id": item["id"], **answer.as_json()})
+        else:
+            out.rule(f"{item['id']}: {item['question']}")
+            render_answer(out, answer)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: K = None,
+    since: Since = None,
+    until: Until = None,
+    source: Source = None,
+    collection: Collection = None,
+    as_json: Json = False,
+) -> None:
+    """Show the passages retrieval finds for a query (no answer)."""
+    from assistant.core import Assistant
+    from assistant.render import render_passages
+
+    passages = Assistant(_settings(collection)).search(query, _filters(since, until, source), k)
+    if as_json:
+        _print_json({"query": query, "results": [p.as_json() for p in passages]})
+    else:
+        render_passages(out, passages)
+
+
+@app.command()
+def stats(collection: Collection = None, as_json: Json = False) -> None:
+    """What is stored: documents, chunks, embedder and where the data lives."""
+    from assistant.store import Store
+
+    settings = _settings(collection)
+    store = Store(settings)
+    docs = len(store.doc_states())
+    manifest = store.manifest()
+    data = {
+        "documents": docs,
+        "chunks": store.count(),
+        "collection": store.name,
+        "embedder": manifest.get("embedder", store.embedder_id),
+        "chunker": manifest.get("chunker", ""),
+        "store": settings.describe_store(),
+        "llm": settings.llm_model if settings.llm_configured else None,
+    }
+    if as_json:
+        _print_json(data)
+    else:
+        for key, value in data.items():
+            out.print(
+                f"[bold]{key:>10}[/bold]  {value if value is not None else '-'}", highlight=False
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry: every user-caused error is one friendly line and exit code 1."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="newsdesk", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 1
+    except click.ClickException as exc:
+        err.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            err.print(f"[dim]{exc.ctx.get_usage()}[/dim]", highlight=False)
+        return 1
+    except NewsdeskError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

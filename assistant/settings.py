@@ -1,0 +1,136 @@
+"""The one typed settings object: environment (``NEWSDESK_*``), an optional TOML file, defaults.
+
+Secrets come only from the environment and are held as :class:`SecretStr`, so they never show up
+in a repr, a log line or ``stats`` output.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from assistant.errors import ConfigError
+
+
+def default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "newsdesk"
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("NEWSDESK_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"NEWSDESK_CONFIG points at {path}, which is not a file")
+        return path
+    home = os.environ.get("NEWSDESK_HOME")
+    candidate = (Path(home).expanduser() if home else default_home()) / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+class Settings(BaseSettings):
+    """Everything newsdesk can be told. Env vars are ``NEWSDESK_<FIELD>`` unless noted."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSDESK_", extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=default_home)
+    collection: str = "news"
+    # A Chroma server (``chroma run``) instead of the embedded store under ``home``.
+    chroma_host: str | None = None
+    chroma_port: int = 8000
+
+    # Embeddings: the bundled ONNX MiniLM (offline) or any OpenAI-compatible server.
+    embedder: Literal["minilm", "openai"] = "minilm"
+    embed_model: str = "text-embedding-3-small"
+    embed_base_url: str | None = None
+    embed_batch_size: int = 32
+
+    # Chunking.
+    chunk_tokens: int = Field(default=230, ge=32, le=240)
+    chunk_overlap_tokens: int = Field(default=30, ge=0, le=100)
+    max_file_mb: float = 25.0
+
+    # Retrieval.
+    k: int = Field(default=6, ge=1, le=50)
+    candidates: int = Field(default=60, ge=5, le=500)
+    per_article_cap: int = Field(default=2, ge=1)
+    # Below this calibrated relevance (see docs/benchmarks.md) the answer is an abstention.
+    abstain_threshold: float = 0.36
+
+    # Language model. OPENAI_API_KEY is read as is (no prefix), like every OpenAI tool does.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NEWSDESK_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_temperature: float = 0.0
+    extractive: bool = False
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        if not (3 <= len(value) <= 63) or not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("must be 3-63 letters, digits, '-' or '_'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url or self.openai_api_key)
+
+    @property
+    def use_llm(self) -> bool:
+        return self.llm_configured and not self.extractive
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.home / "chroma"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.home / "cache"
+
+    def describe_store(self) -> str:
+        if self.chroma_host:
+            return f"chroma server http://{self.chroma_host}:{self.chroma_port}"
+        return str(self.chroma_path)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one friendly :class:`ConfigError`."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise ConfigError(
+            f"invalid setting {field} (NEWSDESK_{field.upper()}): {err['msg']}"
+        ) from None

@@ -1,0 +1,1 @@
+"""Turn files (text, Markdown, HTML, PDF, JSONL) into chunked, embedded passages in Chroma."""

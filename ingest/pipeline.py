@@ -1,0 +1,297 @@
+"""Ingest: discover files, load articles, chunk, embed, store; skip what is unchanged.
+
+Crash safety comes from deterministic ids and completeness checks rather than transactions:
+chunk ids are ``{doc_id}:{index}``, each chunk records its document's content hash and chunk
+count, and a document counts as stored only when all its chunks with that hash are present.
+A run killed at any point leaves documents that are either complete (skipped next time) or
+incomplete (deleted and redone next time): never duplicated, never silently missing.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.embeddings import embed_array
+from assistant.errors import EmbedderMismatchError, InputError
+from assistant.lexical import LexicalStore, index_text
+from assistant.settings import Settings
+from assistant.store import DocState, Store
+from ingest.chunking import Chunk, chunk_text, chunker_id
+from ingest.loaders import SUFFIXES, Article, LoadError, Skipped, load_path
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+_BATCH = 256
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.skipped else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "chunks_per_s": round(self.chunks_per_s, 1),
+            "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
+        }
+
+
+def discover(args: Iterable[str]) -> tuple[list[Path], list[Skipped]]:
+    """Files named directly, found under folders (recursively) or matched by globs."""
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    for arg in args:
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+            )
+            if not found:
+                skipped.append(Skipped(str(path), "folder has no .txt/.md/.html/.pdf/.jsonl files"))
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        elif any(ch in arg for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            matches = [p for p in matches if p.is_file()]
+            if not matches:
+                skipped.append(Skipped(arg, "pattern matches no files"))
+            files.extend(matches)
+        else:
+            skipped.append(Skipped(arg, "no such file or folder"))
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return unique, skipped
+
+
+def _metadata(article: Article, chunk: Chunk, n_chunks: int, chunker: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "doc_id": article.doc_id,
+        "chunk_index": chunk.index,
+        "n_chunks": n_chunks,
+        "start": chunk.start,
+        "end": chunk.end,
+        "content_hash": article.content_hash,
+        "chunker": chunker,
+        "path": article.path,
+    }
+    for key in ("title", "source", "url", "author", "published_at"):
+        value = getattr(article, key)
+        if value:
+            meta[key] = value
+    if article.published_ts is not None:
+        meta["published_ts"] = article.published_ts
+    return meta
+
+
+class _Writer:
+    """Embeds and upserts chunks in batches; deletes a changed document's old chunks first."""
+
+    def __init__(self, store: Store, progress: Progress | None, total: int) -> None:
+        self.store = store
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self.embed_texts: list[str] = []
+        self.metas: list[dict[str, Any]] = []
+        self.to_delete: list[str] = []
+
+    def add(self, article: Article, chunks: list[Chunk], chunker: str, replace: bool) -> None:
+        if replace:
+            self.to_delete.append(article.doc_id)
+        for chunk in chunks:
+            self.ids.append(f"{article.doc_id}:{chunk.index}")
+            self.texts.append(chunk.text)
+            self.embed_texts.append(index_text(article.title, chunk.text))
+            self.metas.append(_metadata(article, chunk, len(chunks), chunker))
+            if len(self.ids) >= _BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.to_delete:
+            self.store.delete_docs(self.to_delete)
+            self.to_delete = []
+        if not self.ids:
+            return
+        # identical passages (syndicated copies, boilerplate) are embedded once
+        keys = [hashlib.sha1(t.encode()).digest() for t in self.embed_texts]
+        first: dict[bytes, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        uniq = list(first.values())
+        vectors = embed_array(self.store.embedder, [self.embed_texts[i] for i in uniq])
+        lookup = {keys[i]: vectors[j] for j, i in enumerate(uniq)}
+        matrix = np.stack([lookup[k] for k in keys])
+        self.store.upsert(self.ids, self.texts, self.metas, matrix)
+        self.done += len(self.ids)
+        if self.progress:
+            self.progress(self.done, self.total)
+        self.ids, self.texts, self.embed_texts, self.metas = [], [], [], []
+
+
+def _needs_work(state: DocState | None, article: Article, chunker: str) -> bool:
+    return not (
+        state is not None
+        and state.complete
+        and state.content_hash == article.content_hash
+        and state.chunker == chunker
+    )
+
+
+def reembed(settings: Settings, store: Store) -> Store:
+    """Copy every stored chunk into a fresh collection embedded by ``store.embedder``, then swap.
+
+    The old collection stays intact until the new one is complete.
+    """
+    tmp = Store(settings, store.embedder, store.client, name=f"{store.name}-reembed")
+    if tmp.exists():
+        tmp.drop()
+    batch: list[Any] = []
+
+    def flush() -> None:
+        texts = [index_text(str(c.metadata.get("title", "")), c.text) for c in batch]
+        tmp.upsert(
+            [c.chunk_id for c in batch],
+            [c.text for c in batch],
+            [c.metadata for c in batch],
+            embed_array(store.embedder, texts),
+        )
+        batch.clear()
+
+    for chunk in store.iter_chunks():
+        batch.append(chunk)
+        if len(batch) >= _BATCH:
+            flush()
+    if batch:
+        flush()
+    old_meta = {k: v for k, v in store.manifest().items() if k not in ("hnsw:space", "embedder")}
+    tmp.set_manifest(**old_meta, embedder=store.embedder_id)
+    store.drop()
+    tmp.collection.modify(name=store.name)
+    log.info("re-embedded collection %r with %s", store.name, store.embedder_id)
+    return Store(settings, store.embedder, store.client)
+
+
+def ingest_paths(
+    paths: Iterable[str],
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    prune: bool = False,
+    reembed_all: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    started = time.perf_counter()
+    store = store or Store(settings)
+    report = IngestReport()
+    chunker = chunker_id(settings.chunk_tokens, settings.chunk_overlap_tokens)
+    manifest = store.manifest()
+    if reembed_all:
+        built_with = manifest.get("embedder")
+        if built_with and built_with != store.embedder_id:
+            store = reembed(settings, store)
+    else:
+        store.check_embedder()
+        if manifest.get("chunker") not in (None, chunker):
+            raise EmbedderMismatchError(
+                f"collection {store.name!r} was chunked with {manifest['chunker']}, settings ask "
+                f"for {chunker}; re-ingest with `newsdesk ingest --reembed PATH...`"
+            )
+    files, report.skipped = discover(paths)
+    report.files = len(files)
+    states = store.doc_states()
+
+    work: list[tuple[Article, list[Chunk], bool]] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        try:
+            for item in load_path(path, int(settings.max_file_mb * 1e6)):
+                if isinstance(item, Skipped):
+                    report.skipped.append(item)
+                    continue
+                where = f"{path}:{item.extra['line']}" if "line" in item.extra else str(path)
+                if item.doc_id in seen:
+                    report.skipped.append(
+                        Skipped(
+                            where,
+                            f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})",
+                        )
+                    )
+                    continue
+                seen[item.doc_id] = where
+                state = states.get(item.doc_id)
+                if not _needs_work(state, item, chunker):
+                    report.unchanged += 1
+                    continue
+                chunks = chunk_text(item.text, settings.chunk_tokens, settings.chunk_overlap_tokens)
+                work.append((item, chunks, state is not None))
+        except LoadError as exc:
+            where, _, reason = str(exc).partition(": ")
+            report.skipped.append(Skipped(where, reason))
+        except InputError as exc:
+            report.skipped.append(Skipped(str(path), str(exc)))
+
+    lexical = LexicalStore.beside(settings, store)
+    total = sum(len(chunks) for _, chunks, _ in work)
+    removed: list[str] = []
+    if prune:
+        live = {a.doc_id for a, _, _ in work} | set(seen)
+        removed = [
+            doc_id
+            for doc_id, state in states.items()
+            if doc_id not in live and state.path and not Path(state.path).exists()
+        ]
+    if work or removed:
+        lexical.mark_dirty()
+    writer = _Writer(store, progress, total)
+    for article, chunks, replace in work:
+        writer.add(article, chunks, chunker, replace)
+        if replace:
+            report.updated += 1
+        else:
+            report.added += 1
+    writer.flush()
+    report.chunks = writer.done
+    if removed:
+        store.delete_docs(removed)
+        report.removed = len(removed)
+    if store.manifest().get("chunker") != chunker or store.manifest().get("embedder") is None:
+        store.set_manifest(chunker=chunker, embedder=store.embedder_id)
+    if work or removed or not lexical.is_current(store):
+        lexical.rebuild(store)
+    lexical.dirty_marker.unlink(missing_ok=True)
+    report.seconds = time.perf_counter() - started
+    for item in report.skipped:
+        log.info("skipped %s", item)
+    return report
