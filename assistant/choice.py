@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from assistant.text import content_terms, overlap, sentence_spans
-from assistant.types import Passage
+from assistant.extractive import Evidence
+from assistant.text import content_terms, overlap
 
 
 def parse_choice(reply: str, choices: Sequence[str]) -> str | None:
@@ -21,24 +21,23 @@ def parse_choice(reply: str, choices: Sequence[str]) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
-def choose_extractive(question: str, choices: Sequence[str], passages: Sequence[Passage]) -> str:
-    """Score each option by how often it co-occurs with the question's words in the evidence.
+def choose_extractive(question: str, choices: Sequence[str], evidence: Sequence[Evidence]) -> str:
+    """The option named by the best evidence sentence.
 
-    Per sentence: share of the option's content words present, times (0.5 + share of the
-    question's content words present), weighted by passage rank. An option no passage
-    mentions scores zero; ties go to the earlier option.
+    Each option scores ``max(sentence score x share of the option's content words in that
+    sentence)`` over the scored evidence sentences (see ``extractive.score_sentences``), so an
+    option only counts where the sentence is also about the question. A sum over all mentions
+    is kept as tie-breaker; ties after that go to the earlier option.
     """
-    q_terms = content_terms(question)
     option_terms = [content_terms(c) or [c.lower()] for c in choices]
-    scores = [0.0] * len(choices)
-    for p in passages:
-        weight = 1.0 / (1 + 0.3 * (p.rank - 1)) if p.rank else 0.5
-        for a, b in sentence_spans(p.text):
-            terms = content_terms(p.text[a:b])
-            q_share = overlap(q_terms, terms)
-            for i, opt in enumerate(option_terms):
-                o_share = overlap(opt, terms)
-                if o_share:
-                    scores[i] += weight * o_share * (0.5 + q_share)
-    best = max(range(len(choices)), key=lambda i: (scores[i], -i))
-    return choices[best]
+    best = [0.0] * len(choices)
+    total = [0.0] * len(choices)
+    for e in evidence:
+        terms = content_terms(e.text)
+        for i, opt in enumerate(option_terms):
+            share = overlap(opt, terms)
+            if share:
+                best[i] = max(best[i], e.score * share)
+                total[i] += e.score * share
+    pick = max(range(len(choices)), key=lambda i: (round(best[i], 6), total[i], -i))
+    return choices[pick]

@@ -13,7 +13,6 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 
@@ -26,8 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Ask questions about your news articles; answers cite the passages they rest on.",
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 K = Annotated[int | None, typer.Option("-k", "--k", min=1, max=50, help="Passages to use.")]
 Since = Annotated[str | None, typer.Option(help="Only articles published on/after YYYY-MM-DD.")]
@@ -43,7 +42,7 @@ def _date(value: str | None, flag: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(
+        raise typer.BadParameter(
             f"{value!r} is not a date like 2022-03-07", param_hint=flag
         ) from None
 
@@ -86,24 +85,24 @@ def ingest(
     as_json: Json = False,
 ) -> None:
     """Ingest news articles (.txt .md .html .pdf .jsonl) into the collection."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from ingest.pipeline import ingest_paths
 
     settings = _settings(collection)
     columns = (
+        SpinnerColumn(),
         TextColumn("embedding"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("chunks · {task.fields[rate]:.1f} chunks/s"),
+        TextColumn("{task.completed} chunks · {task.fields[rate]:.1f} chunks/s"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=True, disable=as_json) as bar:
         task = bar.add_task("embed", total=None, rate=0.0)
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int) -> None:
             elapsed = bar.tasks[task].elapsed or 1e-9
-            bar.update(task, completed=done, total=total, rate=done / elapsed)
+            bar.update(task, completed=done, rate=done / elapsed)
 
         report = ingest_paths(paths, settings, prune=prune, reembed_all=reembed, progress=progress)
     if as_json:
@@ -125,7 +124,7 @@ def _questions(path: Path) -> list[dict[str, Any]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--file") from None
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint="--file") from None
     items: list[dict[str, Any]] = []
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
@@ -169,7 +168,9 @@ def ask(
     from assistant.render import render_answer
 
     if (question is None) == (file is None):
-        raise click.UsageError("give either a QUESTION or --file, not both or neither")
+        raise typer.BadParameter(
+            "give either a QUESTION or --file, not both or neither", param_hint="QUESTION"
+        )
     filters = _filters(since, until, source)
     assistant = Assistant(_settings(collection, extractive=extractive or None))
     if question is not None:
@@ -251,15 +252,16 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="newsdesk", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         return 1
-    except click.ClickException as exc:
-        err.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)
-        if isinstance(exc, click.UsageError) and exc.ctx is not None:
-            err.print(f"[dim]{exc.ctx.get_usage()}[/dim]", highlight=False)
+    except typer.TyperException as exc:  # click's usage errors, as vendored by typer
+        err.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            err.print(f"[dim]{ctx.get_usage()}[/dim]", highlight=False)
         return 1
     except NewsdeskError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

@@ -17,7 +17,7 @@ from typing import Any
 from assistant import prompts
 from assistant.choice import choose_extractive, parse_choice
 from assistant.errors import EmptyCollectionError, LLMError
-from assistant.extractive import NOTICE, compose, score_sentences, select
+from assistant.extractive import NOTICE, Evidence, compose, score_sentences, select
 from assistant.llm import complete, make_chat, stream
 from assistant.retrieval import Retriever, diversify
 from assistant.settings import Settings, load_settings
@@ -98,7 +98,12 @@ class Assistant:
         extractive: bool | None = None,
         choices: Sequence[str] | None = None,
     ) -> Iterator[TextDelta | Answer]:
-        """Text deltas as they are produced, then the final checked :class:`Answer`."""
+        """Text deltas as they are produced, then the final checked :class:`Answer`.
+
+        The deltas are provisional: the model's raw text, before citation checks (which may drop
+        markers or turn the reply into an abstention) and before a mid-stream failure switches
+        to the extractive answer. Surfaces that stream must re-render from the final Answer.
+        """
         started = time.perf_counter()
         question = question.strip()
         self._require_documents()
@@ -113,9 +118,10 @@ class Assistant:
         if history:
             try:
                 standalone = self._condense(question, history, use_llm, usage)
-            except LLMError as exc:
-                notice = f"{exc}; "
+            except LLMError as exc:  # don't wait out a second failure on the answer itself
+                notice = f"{exc}; showing an extractive answer instead."
                 standalone = _naive_condense(question, history)
+                use_llm = False
         t = time.perf_counter()
         found = self.retriever.candidates(standalone, filters)
         pool = found.passages
@@ -129,13 +135,22 @@ class Assistant:
         timings.update(found.timings)
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1e3
         relevance = max((p.dense for p in passages), default=0.0)
+        evidence: list[Evidence] = []
 
         def finish(answer: Answer) -> Answer:
             answer.standalone_question = standalone
             answer.usage = usage
-            answer.timings = {**timings, "total_ms": (time.perf_counter() - started) * 1e3}
             if choices:
-                answer.choice = self._choose(standalone, choices, passages, use_llm, usage)
+                if not evidence:
+                    evidence.extend(
+                        score_sentences(
+                            standalone, found.query_vector, passages, self.store.embedder
+                        )
+                    )
+                answer.choice = self._choose(
+                    standalone, choices, passages, use_llm, usage, evidence
+                )
+            answer.timings = {**timings, "total_ms": (time.perf_counter() - started) * 1e3}
             return answer
 
         if not passages or relevance < self.settings.abstain_threshold:
@@ -165,12 +180,13 @@ class Assistant:
                 yield finish(self._checked(question, "".join(pieces), passages, notice, timings))
                 return
             except LLMError as exc:
-                notice += f"{exc}; showing an extractive answer instead."
+                notice = f"{exc}; showing an extractive answer instead."
 
         t = time.perf_counter()
-        picked = select(
+        evidence.extend(
             score_sentences(standalone, found.query_vector, passages, self.store.embedder)
         )
+        picked = select(evidence)
         text, citations = compose(picked)
         timings["extract_ms"] = (time.perf_counter() - t) * 1e3
         if not picked:
@@ -236,6 +252,7 @@ class Assistant:
         passages: list[Passage],
         use_llm: bool,
         usage: Usage,
+        evidence: list[Evidence],
     ) -> str:
         if use_llm:
             options = "\n".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(choices))
@@ -248,7 +265,7 @@ class Assistant:
                     return picked
             except LLMError as exc:
                 log.warning("choice by LLM failed (%s); scoring options against evidence", exc)
-        return choose_extractive(question, choices, passages)
+        return choose_extractive(question, choices, evidence)
 
 
 def _naive_condense(question: str, history: Sequence[Turn]) -> str:

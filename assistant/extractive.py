@@ -120,6 +120,7 @@ def compose(picked: list[Evidence]) -> tuple[str, list[Citation]]:
         groups.setdefault(e.passage.doc_id, []).append(e)
     lines: list[str] = []
     citations: dict[int, Citation] = {}
+    best_score: dict[int, float] = {}
     for items in groups.values():
         p = items[0].passage
         header = " · ".join(x for x in (p.source, p.published_at[:10]) if x)
@@ -129,9 +130,9 @@ def compose(picked: list[Evidence]) -> tuple[str, list[Citation]]:
             quoted = any(q in e.text for q in _QUOTES)
             said = f" — {e.speaker}" if e.speaker and quoted else ""
             lines.append(f"- {e.text}{said} [{n}]")
-            if n in citations:
-                citations[n].quote += " … " + e.text
-            else:
+            # the quote is the best-scoring sentence taken from that passage, verbatim
+            if n not in citations or e.score > best_score[n]:
                 citations[n] = Citation(n, e.passage, e.text, supported=True)
+                best_score[n] = e.score
         lines.append("")
     return "\n".join(lines).strip(), [citations[n] for n in sorted(citations)]

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     embedder: Literal["minilm", "openai"] = "minilm"
     embed_model: str = "text-embedding-3-small"
     embed_base_url: str | None = None
-    embed_batch_size: int = 32
+    embed_batch_size: int = Field(default=8, ge=1, le=256)
 
     # Chunking.
     chunk_tokens: int = Field(default=230, ge=32, le=240)

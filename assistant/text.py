@@ -16,15 +16,21 @@ _ABBREV = {
     "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "e.g", "i.e",
     "a.m", "p.m", "mt", "ft", "approx", "dept", "est", "fig", "pres",
 }  # fmt: skip
-_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*[-*•])")
+# a sentence ends at . ! ? (plus closing quotes and any citation markers like " [1][2]")
+# before a capital or digit, at a blank line, or before a bullet
+_BOUNDARY = re.compile(
+    r"[.!?…]+[\"'”’)\]]*(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])*\s+(?=[\"'“‘(]?[A-Z0-9])"
+    r"|\n\s*\n|\n(?=\s*[-*•])"
+)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")
-_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w])")
+_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:st|nd|rd|th)?(?![\w])")
 _MONTHS = (
     "january february march april may june july august september october november december"
 ).split()
-_MONTH_RE = re.compile(
-    r"\b(" + "|".join(m[:3] + "(?:" + m[3:] + ")?" for m in _MONTHS) + r")\.?\s+(\d{1,2})\b", re.I
+_MONTH_ALTERNATIVES = "|".join(
+    m[:3] + ("(?:t|tember)?" if m == "september" else f"(?:{m[3:]})?") for m in _MONTHS
 )
+_MONTH_RE = re.compile(rf"\b({_MONTH_ALTERNATIVES})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", re.I)
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before

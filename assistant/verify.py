@@ -67,7 +67,7 @@ def clean_markers(text: str, n_passages: int) -> tuple[str, int]:
         nonlocal dropped
         nums = _numbers(match.group(2))
         good = [n for n in dict.fromkeys(nums) if 1 <= n <= n_passages]
-        dropped += len(nums) - len(good)
+        dropped += sum(not 1 <= n <= n_passages for n in nums)
         return match.group(1) + "".join(f"[{n}]" for n in good) if good else ""
 
     return MARKER.sub(fix, text), dropped

@@ -7,6 +7,7 @@ is reported and skipped; the file's good lines still load.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl"}
+MIN_HTML_WORDS = 25
+SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".gz"}
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _META_KEYS = {
     "title": "title",
@@ -34,7 +37,12 @@ _META_KEYS = {
 
 
 class LoadError(Exception):
-    """A file or record that cannot be ingested; the message is one line naming it."""
+    """A file or record that cannot be ingested; ``str()`` is one line naming it."""
+
+    def __init__(self, where: Path | str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = str(where)
+        self.reason = reason
 
 
 @dataclass
@@ -104,11 +112,11 @@ def path_doc_id(path: Path) -> str:
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     if b"\x00" in raw[:4096]:
-        raise LoadError(f"{path}: binary file, not text")
+        raise LoadError(path, "binary file, not text")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise LoadError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        raise LoadError(path, f"not UTF-8 text (byte {exc.start})") from None
 
 
 def _front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -166,7 +174,10 @@ def _article(
     if title and rest and first.strip().rstrip(".").lower() == title.rstrip(".").lower():
         text = rest  # the headline repeated as the first paragraph
     if not text:
-        raise LoadError(f"{path}: no text to ingest (empty)")
+        raise LoadError(path, "no text to ingest (empty)")
+    raw_date = meta.get("published_at")
+    if raw_date and not iso_date(raw_date):
+        raise LoadError(path, f"field 'published_at' has unparseable date {raw_date!r}")
     return Article(
         doc_id=doc_id or path_doc_id(path),
         text=text,
@@ -194,8 +205,10 @@ def load_html(path: Path) -> Article:
     doc = trafilatura.bare_extraction(
         html, with_metadata=True, include_comments=False, include_tables=False, as_dict=True
     )
-    if not doc or not (doc.get("text") or "").strip():
-        raise LoadError(f"{path}: no article text found in the HTML")
+    text = (doc or {}).get("text") or ""
+    if len(text.split()) < MIN_HTML_WORDS:
+        # trafilatura falls back to whatever text a page has (a cookie banner, a menu)
+        raise LoadError(path, f"no article text found in the HTML ({len(text.split())} words)")
     meta = {
         "title": doc.get("title"),
         "source": doc.get("sitename"),
@@ -203,7 +216,7 @@ def load_html(path: Path) -> Article:
         "author": doc.get("author"),
         "published_at": doc.get("date"),
     }
-    return _article(path, doc["text"], meta, lines_are_paragraphs=True)
+    return _article(path, text, meta, lines_are_paragraphs=True)
 
 
 def load_pdf(path: Path) -> Article:
@@ -215,8 +228,12 @@ def load_pdf(path: Path) -> Article:
         pages = [page.extract_text() or "" for page in reader.pages]
         info = reader.metadata or {}
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise LoadError(f"{path}: broken PDF ({type(exc).__name__}: {exc})") from None
-    created = getattr(info, "creation_date", None) if info else None
+        raise LoadError(path, f"broken PDF ({type(exc).__name__}: {exc})") from None
+    try:
+        created = getattr(info, "creation_date", None) if info else None
+    except ValueError:  # a malformed /CreationDate: keep the text, drop the date
+        log.info("%s: unreadable PDF creation date ignored", path)
+        created = None
     meta = {
         "title": (info.get("/Title") if info else None) or path.stem.replace("-", " "),
         "author": info.get("/Author") if info else None,
@@ -238,9 +255,9 @@ _JSONL_FIELDS = {
 def iter_jsonl(path: Path) -> Iterator[Article | Skipped]:
     """One :class:`Article` per good line; one :class:`Skipped` per bad line, naming it."""
     try:
-        handle = path.open("rb")
+        handle = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115
     except OSError as exc:
-        raise LoadError(f"{path}: cannot read ({exc.strerror})") from None
+        raise LoadError(path, f"cannot read ({exc.strerror})") from None
     with handle:
         for lineno, raw in enumerate(handle, start=1):
             where = f"{path}:{lineno}"
@@ -263,7 +280,11 @@ def iter_jsonl(path: Path) -> Iterator[Article | Skipped]:
                 for key, names in _JSONL_FIELDS.items()
             }
             doc_id = meta.pop("doc_id")
-            if doc_id is not None and not isinstance(doc_id, str | int):
+            if not meta.get("source") and isinstance(meta.get("url"), str):
+                meta["source"] = _host(meta["url"])
+            if doc_id is not None and (
+                isinstance(doc_id, bool) or not isinstance(doc_id, str | int)
+            ):
                 yield Skipped(where, f"field 'id' has unusable value {doc_id!r}")
                 continue
             if doc_id is None:
@@ -271,30 +292,41 @@ def iter_jsonl(path: Path) -> Iterator[Article | Skipped]:
             try:
                 article = _article(path, text, meta, doc_id=str(doc_id))
             except LoadError as exc:
-                yield Skipped(where, str(exc).split(": ", 1)[-1])
-                continue
-            if meta.get("published_at") and not article.published_at:
-                yield Skipped(
-                    where, f"field 'published_at' has unparseable date {meta['published_at']!r}"
-                )
+                yield Skipped(where, exc.reason)
                 continue
             article.extra = {"line": lineno}
             yield article
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _host(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.")
+
+
 def load_path(path: Path, max_bytes: int) -> Iterator[Article | Skipped]:
     """Articles from one file; raises :class:`LoadError` when the whole file is unusable."""
     suffix = path.suffix.lower()
+    if suffix == ".gz" and path.name.lower().endswith(".jsonl.gz"):
+        suffix = ".jsonl"
+    elif suffix == ".gz":
+        raise LoadError(path, "only .jsonl.gz is read compressed")
     if suffix not in SUFFIXES:
-        raise LoadError(f"{path}: unsupported file type {suffix or '(none)'}")
+        raise LoadError(path, f"unsupported file type {suffix or '(none)'}")
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise LoadError(f"{path}: cannot read ({exc.strerror})") from None
+        raise LoadError(path, f"cannot read ({exc.strerror})") from None
     if size > max_bytes:
-        raise LoadError(f"{path}: too large ({size / 1e6:.1f} MB > {max_bytes / 1e6:.1f} MB limit)")
+        raise LoadError(path, f"too large ({_size(size)} > {_size(max_bytes)} limit)")
     if size == 0:
-        raise LoadError(f"{path}: empty file")
+        raise LoadError(path, "empty file")
     try:
         if suffix == ".jsonl":
             yield from iter_jsonl(path)
@@ -305,6 +337,6 @@ def load_path(path: Path, max_bytes: int) -> Iterator[Article | Skipped]:
         else:
             yield load_text(path)
     except PermissionError:
-        raise LoadError(f"{path}: cannot read (permission denied)") from None
-    except OSError as exc:
-        raise LoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise LoadError(path, "cannot read (permission denied)") from None
+    except (OSError, EOFError) as exc:
+        raise LoadError(path, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None

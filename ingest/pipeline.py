@@ -29,7 +29,7 @@ from ingest.chunking import Chunk, chunk_text, chunker_id
 from ingest.loaders import SUFFIXES, Article, LoadError, Skipped, load_path
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
+Progress = Callable[[int], None]  # called with the number of chunks stored so far
 _BATCH = 256
 
 
@@ -73,9 +73,12 @@ def discover(args: Iterable[str]) -> tuple[list[Path], list[Skipped]]:
     for arg in args:
         path = Path(arg).expanduser()
         if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
-            )
+            found = []
+            for p in sorted(path.rglob("*")):
+                if p.is_symlink() and not p.exists():
+                    skipped.append(Skipped(str(p), "broken symbolic link"))
+                elif p.is_file() and p.suffix.lower() in SUFFIXES:
+                    found.append(p)
             if not found:
                 skipped.append(Skipped(str(path), "folder has no .txt/.md/.html/.pdf/.jsonl files"))
             files.extend(found)
@@ -116,10 +119,9 @@ def _metadata(article: Article, chunk: Chunk, n_chunks: int, chunker: str) -> di
 class _Writer:
     """Embeds and upserts chunks in batches; deletes a changed document's old chunks first."""
 
-    def __init__(self, store: Store, progress: Progress | None, total: int) -> None:
+    def __init__(self, store: Store, progress: Progress | None) -> None:
         self.store = store
         self.progress = progress
-        self.total = total
         self.done = 0
         self.ids: list[str] = []
         self.texts: list[str] = []
@@ -156,7 +158,7 @@ class _Writer:
         self.store.upsert(self.ids, self.texts, self.metas, matrix)
         self.done += len(self.ids)
         if self.progress:
-            self.progress(self.done, self.total)
+            self.progress(self.done)
         self.ids, self.texts, self.embed_texts, self.metas = [], [], [], []
 
 
@@ -231,9 +233,11 @@ def ingest_paths(
     files, report.skipped = discover(paths)
     report.files = len(files)
     states = store.doc_states()
-
-    work: list[tuple[Article, list[Chunk], bool]] = []
+    lexical = LexicalStore.beside(settings, store)
+    lexical.mark_dirty()  # cleared once the BM25 index matches the collection again
+    writer = _Writer(store, progress)
     seen: dict[str, str] = {}
+    loaded: set[str] = set()  # files read without a file-level error
     for path in files:
         try:
             for item in load_path(path, int(settings.max_file_mb * 1e6)):
@@ -242,12 +246,8 @@ def ingest_paths(
                     continue
                 where = f"{path}:{item.extra['line']}" if "line" in item.extra else str(path)
                 if item.doc_id in seen:
-                    report.skipped.append(
-                        Skipped(
-                            where,
-                            f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})",
-                        )
-                    )
+                    reason = f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})"
+                    report.skipped.append(Skipped(where, reason))
                     continue
                 seen[item.doc_id] = where
                 state = states.get(item.doc_id)
@@ -255,40 +255,34 @@ def ingest_paths(
                     report.unchanged += 1
                     continue
                 chunks = chunk_text(item.text, settings.chunk_tokens, settings.chunk_overlap_tokens)
-                work.append((item, chunks, state is not None))
+                writer.add(item, chunks, chunker, replace=state is not None)
+                if state is None:
+                    report.added += 1
+                else:
+                    report.updated += 1
+            loaded.add(str(path))
         except LoadError as exc:
-            where, _, reason = str(exc).partition(": ")
-            report.skipped.append(Skipped(where, reason))
+            report.skipped.append(Skipped(exc.where, exc.reason))
         except InputError as exc:
             report.skipped.append(Skipped(str(path), str(exc)))
+    writer.flush()
+    report.chunks = writer.done
 
-    lexical = LexicalStore.beside(settings, store)
-    total = sum(len(chunks) for _, chunks, _ in work)
-    removed: list[str] = []
     if prune:
-        live = {a.doc_id for a, _, _ in work} | set(seen)
+        # gone: the file no longer exists, or it was read in full and no longer holds the id
         removed = [
             doc_id
             for doc_id, state in states.items()
-            if doc_id not in live and state.path and not Path(state.path).exists()
+            if doc_id not in seen
+            and state.path
+            and (state.path in loaded or not Path(state.path).exists())
         ]
-    if work or removed:
-        lexical.mark_dirty()
-    writer = _Writer(store, progress, total)
-    for article, chunks, replace in work:
-        writer.add(article, chunks, chunker, replace)
-        if replace:
-            report.updated += 1
-        else:
-            report.added += 1
-    writer.flush()
-    report.chunks = writer.done
-    if removed:
         store.delete_docs(removed)
         report.removed = len(removed)
-    if store.manifest().get("chunker") != chunker or store.manifest().get("embedder") is None:
+    manifest = store.manifest()
+    if manifest.get("chunker") != chunker or manifest.get("embedder") is None:
         store.set_manifest(chunker=chunker, embedder=store.embedder_id)
-    if work or removed or not lexical.is_current(store):
+    if report.chunks or report.removed or not lexical.is_current(store):
         lexical.rebuild(store)
     lexical.dirty_marker.unlink(missing_ok=True)
     report.seconds = time.perf_counter() - started
