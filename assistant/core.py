@@ -134,7 +134,7 @@ class Assistant:
         passages = diversify(pool, k or self.settings.k, self.settings.per_article_cap)
         timings.update(found.timings)
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1e3
-        relevance = max((p.dense for p in passages), default=0.0)
+        relevance = self.retriever.relevance(standalone, passages)
         evidence: list[Evidence] = []
 
         def finish(answer: Answer) -> Answer:
@@ -153,10 +153,10 @@ class Assistant:
             answer.timings = {**timings, "total_ms": (time.perf_counter() - started) * 1e3}
             return answer
 
-        if not passages or relevance < self.settings.abstain_threshold:
-            log.info(
-                "abstaining: best relevance %.3f < %.3f", relevance, self.settings.abstain_threshold
-            )
+        if not relevance.enough(
+            self.settings.abstain_min_dense, self.settings.abstain_min_coverage
+        ):
+            log.info("abstaining: %s", relevance)
             yield TextDelta(ABSTAIN_TEXT)
             yield finish(
                 _abstention(question, "llm" if use_llm else "extractive", notice, passages)

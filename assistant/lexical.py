@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -31,12 +32,23 @@ def index_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
-def _tokenize(texts: list[str]) -> Any:
+def _tokenize(texts: list[str], return_ids: bool = True) -> Any:
     import bm25s
 
     from assistant.text import _stemmer
 
-    return bm25s.tokenize(texts, stopwords=_STOP, stemmer=_stemmer().stemWords, show_progress=False)
+    return bm25s.tokenize(
+        texts,
+        stopwords=_STOP,
+        stemmer=_stemmer().stemWords,
+        show_progress=False,
+        return_ids=return_ids,
+    )
+
+
+def terms(text: str) -> list[str]:
+    """The stemmed terms BM25 indexes for ``text``."""
+    return list(_tokenize([text], return_ids=False)[0])
 
 
 @dataclass
@@ -46,6 +58,30 @@ class LexicalIndex:
     doc_ids: np.ndarray
     published_ts: np.ndarray  # -1 when unknown
     sources: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    def doc_freq(self, term: str) -> int:
+        if self.retriever is None:
+            return 0
+        tid = self.retriever.vocab_dict.get(term)
+        if tid is None:
+            return 0
+        indptr = self.retriever.scores["indptr"]
+        return int(indptr[tid + 1] - indptr[tid])
+
+    def coverage(self, query: str, texts: list[str]) -> float:
+        """IDF-weighted share of the query's terms that occur in ``texts``. Rare terms (names,
+        places) weigh most; a term the corpus has never seen weighs most of all."""
+        wanted = set(terms(query))
+        if not wanted:
+            return 0.0
+        present = set(terms("\n".join(texts)))
+        weight = {t: math.log(1 + self.size / (1 + self.doc_freq(t))) for t in wanted}
+        total = sum(weight.values())
+        return sum(weight[t] for t in wanted & present) / total if total else 0.0
 
     def search(
         self,

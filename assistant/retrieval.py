@@ -26,6 +26,17 @@ class Retrieved:
     timings: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Relevance:
+    """How well the chosen passages match the question; decides abstention."""
+
+    dense: float  # best cosine similarity of a passage to the question
+    coverage: float  # IDF-weighted share of the question's terms found in the best passage
+
+    def enough(self, min_dense: float, min_coverage: float) -> bool:
+        return self.dense >= min_dense and self.coverage >= min_coverage
+
+
 def _passage(chunk: StoredChunk, score: float, dense: float, lexical: float) -> Passage:
     meta = chunk.metadata
     return Passage(
@@ -126,6 +137,14 @@ class Retriever:
             sim = float(np.dot(np.asarray(emb, dtype=np.float32), qvec))
             out[cid] = (StoredChunk(cid, text or "", dict(meta or {})), sim)
         return out
+
+    def relevance(self, query: str, passages: list[Passage]) -> Relevance:
+        if not passages:
+            return Relevance(0.0, 0.0)
+        index = self.lexical.load(self.store)
+        # the best single passage: terms scattered over several stories don't make an answer
+        coverage = max(index.coverage(query, [f"{p.title}\n{p.text}"]) for p in passages)
+        return Relevance(max(p.dense for p in passages), coverage)
 
     def retrieve(
         self, query: str, filters: Filters | None = None, k: int | None = None

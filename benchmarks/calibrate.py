@@ -1,0 +1,108 @@
+"""Calibrate the abstention thresholds on labelled questions (no LLM needed).
+
+  python benchmarks/calibrate.py --examples            # examples/FACTS.md over examples/articles
+  python benchmarks/calibrate.py --rtqa-home DIR       # RealTime QA dev over an ingested home
+
+For every question it records the relevance of the retrieved passages (best dense similarity,
+IDF-weighted term coverage), then scans both thresholds and prints, for each dataset, the
+share of should-abstain questions that abstain (recall) and the share of answered questions
+that were answerable (precision) at the chosen and the best points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from assistant.retrieval import Relevance, Retriever
+from assistant.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+RTQA = ROOT.parent / "shared" / "benchmarks" / "realtimeqa"
+
+
+def examples_cases() -> tuple[Path, list[tuple[str, bool]]]:
+    from ingest.pipeline import ingest_paths
+
+    home = Path(tempfile.mkdtemp(prefix="newsdesk-cal-"))
+    ingest_paths([str(ROOT / "examples" / "articles")], load_settings(home=home))
+    cases = []
+    for line in (ROOT / "examples" / "FACTS.md").read_text(encoding="utf-8").splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 3 and parts[0].endswith("?"):
+            cases.append((parts[0], parts[1] != "ABSTAIN"))
+    return home, cases
+
+
+def rtqa_cases() -> list[tuple[str, bool]]:
+    rows = [json.loads(x) for x in (RTQA / "questions.dev.jsonl").read_text().splitlines()]
+    return [(r["question"], bool(r["in_corpus"])) for r in rows]
+
+
+def measure(home: Path, cases: list[tuple[str, bool]]) -> list[tuple[Relevance, bool]]:
+    retriever = Retriever(load_settings(home=home))
+    out = []
+    for question, answerable in cases:
+        passages = retriever.retrieve(question).passages
+        out.append((retriever.relevance(question, passages), answerable))
+    return out
+
+
+def score(rows: list[tuple[Relevance, bool]], d: float, c: float) -> tuple[float, float, float]:
+    """(abstain recall on unanswerable, precision of answered, answer rate on answerable)."""
+    abstain = [not r.enough(d, c) for r, _ in rows]
+    unans = [a for a, (_, ok) in zip(abstain, rows, strict=True) if not ok]
+    answered = [ok for a, (_, ok) in zip(abstain, rows, strict=True) if not a]
+    ans = [not a for a, (_, ok) in zip(abstain, rows, strict=True) if ok]
+    recall = sum(unans) / len(unans) if unans else float("nan")
+    precision = sum(answered) / len(answered) if answered else float("nan")
+    rate = sum(ans) / len(ans) if ans else float("nan")
+    return recall, precision, rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--examples", action="store_true")
+    parser.add_argument("--rtqa-home", type=Path)
+    parser.add_argument("--dump", type=Path, help="write per-question relevance as JSONL")
+    args = parser.parse_args()
+    datasets: dict[str, list[tuple[Relevance, bool]]] = {}
+    if args.examples:
+        home, cases = examples_cases()
+        datasets["examples"] = measure(home, cases)
+    if args.rtqa_home:
+        datasets["realtimeqa-dev"] = measure(args.rtqa_home, rtqa_cases())
+    if args.dump:
+        with args.dump.open("w") as fh:
+            for name, rows in datasets.items():
+                for r, ok in rows:
+                    fh.write(json.dumps({"set": name, "dense": r.dense, "coverage": r.coverage,
+                                         "answerable": ok}) + "\n")  # fmt: skip
+    defaults = load_settings()
+    grid = [(d / 100, c / 100) for d in range(0, 61, 2) for c in range(0, 101, 5)]
+    print(f"defaults: min_dense={defaults.abstain_min_dense} "
+          f"min_coverage={defaults.abstain_min_coverage}")  # fmt: skip
+    for name, rows in datasets.items():
+        r, p, a = score(rows, defaults.abstain_min_dense, defaults.abstain_min_coverage)
+        print(f"{name:15} n={len(rows)} at defaults: abstain recall={r:.2f} "
+              f"answered precision={p:.2f} answer rate={a:.2f}")  # fmt: skip
+    # best point: maximise the worst dataset's (recall + answer rate) / 2
+    best = max(
+        grid,
+        key=lambda dc: min(
+            (score(rows, *dc)[0] + score(rows, *dc)[2]) / 2 for rows in datasets.values()
+        ),
+    )
+    print(f"best balanced point: min_dense={best[0]:.2f} min_coverage={best[1]:.2f}")
+    for name, rows in datasets.items():
+        r, p, a = score(rows, *best)
+        print(f"{name:15} abstain recall={r:.2f} answered precision={p:.2f} answer rate={a:.2f}")
+
+
+if __name__ == "__main__":
+    main()
