@@ -247,6 +247,15 @@ def stats(collection: Collection = None, as_json: Json = False) -> None:
             )
 
 
+def _add_eval_commands() -> None:
+    from evals.cli import app as eval_app
+
+    app.add_typer(eval_app, name="eval")
+
+
+_add_eval_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: every user-caused error is one friendly line and exit code 1."""
     command = typer.main.get_command(app)

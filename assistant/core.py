@@ -144,7 +144,7 @@ class Assistant:
                 if not evidence:
                     evidence.extend(
                         score_sentences(
-                            standalone, found.query_vector, passages, self.store.embedder
+                            standalone, found.query_vector, passages, self.checker.sentences
                         )
                     )
                 answer.choice = self._choose(
@@ -184,7 +184,7 @@ class Assistant:
 
         t = time.perf_counter()
         evidence.extend(
-            score_sentences(standalone, found.query_vector, passages, self.store.embedder)
+            score_sentences(standalone, found.query_vector, passages, self.checker.sentences)
         )
         picked = select(evidence)
         text, citations = compose(picked)

@@ -12,10 +12,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
-from assistant.embeddings import embed_array
-from assistant.text import content_terms, overlap, sentence_spans
+from assistant.sentvec import SentenceVectors
+from assistant.text import content_terms, overlap
 from assistant.types import Citation, Passage
 
 NOTICE = "Extractive answer: quoted from your articles; no language model was used."
@@ -57,26 +56,19 @@ def speaker_of(sentence: str, following: str = "") -> str:
 
 
 def score_sentences(
-    question: str, qvec: np.ndarray, passages: list[Passage], embedder: Embeddings
+    question: str, qvec: np.ndarray, passages: list[Passage], sentences: SentenceVectors
 ) -> list[Evidence]:
     q_terms = content_terms(question)
     items: list[Evidence] = []
-    for p in passages:
-        spans = sentence_spans(p.text)
+    for p, (spans, vecs) in zip(passages, sentences.get_many(passages), strict=True):
         for i, (a, b) in enumerate(spans):
             words = len(p.text[a:b].split())
             if words < 5 or words > 90:
                 continue
             following = p.text[spans[i + 1][0] : spans[i + 1][1]] if i + 1 < len(spans) else ""
-            items.append(Evidence(p, a, b, 0.0, speaker_of(p.text[a:b], following)))
-    if not items:
-        return []
-    vecs = embed_array(embedder, [e.text for e in items])
-    sims = vecs @ qvec
-    for e, sim, vec in zip(items, sims, vecs, strict=True):
-        lexical = overlap(q_terms, content_terms(e.text + " " + e.passage.title))
-        e.score = 0.6 * float(sim) + 0.4 * lexical + 0.03 / e.passage.rank
-        e.vector = vec
+            lexical = overlap(q_terms, content_terms(p.text[a:b] + " " + p.title))
+            score = 0.6 * float(vecs[i] @ qvec) + 0.4 * lexical + 0.03 / max(p.rank, 1)
+            items.append(Evidence(p, a, b, score, speaker_of(p.text[a:b], following), vecs[i]))
     return sorted(items, key=lambda e: -e.score)
 
 

@@ -18,6 +18,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "answer": frozenset({"question", "passages", "today", "abstain_text"}),
     "condense": frozenset({"history", "question"}),
     "choice": frozenset({"question", "passages", "options"}),
+    "judge": frozenset({"premise", "claim"}),
 }
 
 

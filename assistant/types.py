@@ -41,7 +41,7 @@ class Filters:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-@dataclass
+@dataclass(eq=False)
 class Passage:
     rank: int
     chunk_id: str

@@ -15,6 +15,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from assistant.embeddings import embed_array
+from assistant.sentvec import SentenceVectors
 from assistant.text import content_terms, numbers_supported, overlap, sentence_spans
 from assistant.types import Citation, Passage
 
@@ -83,20 +84,15 @@ def split_claims(text: str) -> list[Claim]:
 
 
 class SupportChecker:
-    """Scores (sentence, passage) pairs; embeddings of passage sentences are cached."""
+    """Scores (sentence, passage) pairs against the passage's cached sentence vectors."""
 
-    def __init__(self, embedder: Embeddings) -> None:
+    def __init__(self, embedder: Embeddings, sentences: SentenceVectors | None = None) -> None:
         self.embedder = embedder
-        self._cache: dict[str, tuple[list[str], np.ndarray]] = {}
-
-    def _sentences(self, passage: Passage) -> tuple[list[str], np.ndarray]:
-        if passage.chunk_id not in self._cache:
-            sents = [passage.text[a:b] for a, b in sentence_spans(passage.text)] or [passage.text]
-            self._cache[passage.chunk_id] = (sents, embed_array(self.embedder, sents))
-        return self._cache[passage.chunk_id]
+        self.sentences = sentences or SentenceVectors(embedder)
 
     def check(self, claim: str, passage: Passage, claim_vec: np.ndarray | None = None) -> Support:
-        sents, vecs = self._sentences(passage)
+        spans, vecs = self.sentences.get(passage)
+        sents = [passage.text[a:b] for a, b in spans]
         if claim_vec is None:
             claim_vec = embed_array(self.embedder, [claim])[0]
         sims = vecs @ claim_vec

@@ -628,7 +628,7 @@ def test_prompt_with_malformed_braces_is_a_prompt_error() -> None:
 
 def test_shipped_prompts_load_and_render() -> None:
     loaded = prompts.load_all()
-    assert set(loaded) == {"answer", "condense", "choice"}
+    assert set(loaded) == {"answer", "condense", "choice", "judge"}
     for name, prompt in loaded.items():
         assert prompts.placeholders(prompt.template) == prompts.EXPECTED[name]
         rendered = prompt.render(**{key: f"<{key}>" for key in prompts.EXPECTED[name]})

@@ -1,0 +1,1 @@
+"""Offline evaluation suite: per-case metrics, aggregation and paired comparison of runs."""

@@ -1,0 +1,102 @@
+"""``newsdesk eval ...``: run suites, compare runs, add cases from feedback (thin adapters)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(no_args_is_help=True, help="Measure answers, citations and abstention.")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+GATE_FAILED = 3  # exit code when a suite threshold is missed or compare finds a regression
+
+
+@app.command("run")
+def run(
+    suite: Annotated[Path, typer.Argument(help="Suite folder or suite.toml.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for results and reports.")],
+    gate: Annotated[bool, typer.Option(help="Exit 3 when a suite threshold is missed.")] = False,
+    home: Annotated[Path | None, typer.Option(help="Reuse an ingested data home.")] = None,
+    weeks: Annotated[
+        int | None, typer.Option(min=1, help="RealTime QA: recent weeks only.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N questions.")] = None,
+    extractive: Annotated[bool, typer.Option("--extractive", help="Force extractive.")] = False,
+    llm: Annotated[bool, typer.Option("--llm", help="Force LLM mode.")] = False,
+) -> None:
+    """Run an eval suite and write results.jsonl, summary.json, summary.md, report.html."""
+    from evals.dataset import load_suite
+    from evals.report import markdown
+    from evals.runner import RunOptions, run_suite
+
+    if extractive and llm:
+        raise typer.BadParameter("--extractive and --llm exclude each other", param_hint="--llm")
+    loaded = load_suite(suite)
+    columns = (TextColumn(loaded.name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("cases", total=None)
+        options = RunOptions(
+            out=out_dir,
+            home=home,
+            mode="extractive" if extractive else ("llm" if llm else None),
+            weeks=weeks,
+            limit=limit,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+        summary = run_suite(loaded, options)
+    out.print(markdown(summary), highlight=False, markup=False)
+    out.print(f"wrote {out_dir}/results.jsonl, summary.json, summary.md, report.html")
+    if gate and not summary["gate"]["passed"]:
+        err.print("[red]gate failed:[/red] " + "; ".join(summary["gate"]["failures"]))
+        raise typer.Exit(GATE_FAILED)
+
+
+@app.command("compare")
+def compare(
+    base: Annotated[Path, typer.Argument(help="Baseline run folder.")],
+    new: Annotated[Path, typer.Argument(help="New run folder.")],
+    force: Annotated[bool, typer.Option(help="Compare runs that are not comparable.")] = False,
+) -> None:
+    """Per-metric deltas with paired bootstrap CIs; exit 3 on a significant regression."""
+    from evals.compare import compare as run_compare
+    from evals.compare import render
+
+    comparisons, reasons = run_compare(base, new, force)
+    for reason in reasons:
+        err.print(f"[yellow]warning:[/yellow] {reason}")
+    out.print(render(comparisons), highlight=False, markup=False)
+    if any(c.regression for c in comparisons):
+        raise typer.Exit(GATE_FAILED)
+
+
+@app.command("add-case")
+def add_case(
+    cases: Annotated[Path, typer.Argument(help="Cases file (JSONL) to append to.")],
+    answer: Annotated[Path, typer.Option(help="Logged answer: `newsdesk ask --json` output.")],
+    verdict: Annotated[str, typer.Option(help="good | wrong | should-abstain")],
+    passage: Annotated[
+        list[str] | None, typer.Option(help="chunk_id of a passage that was right (repeatable).")
+    ] = None,
+    expect: Annotated[
+        list[str] | None, typer.Option(help="An acceptable short answer (repeatable).")
+    ] = None,
+    case_id: Annotated[str | None, typer.Option("--id", help="Case id.")] = None,
+) -> None:
+    """Append a regression case built from an answer a user flagged."""
+    from evals.feedback import append_case, case_from_answer, read_logged_answer
+
+    if verdict not in ("good", "wrong", "should-abstain"):
+        raise typer.BadParameter("must be good, wrong or should-abstain", param_hint="--verdict")
+    case = case_from_answer(
+        read_logged_answer(answer),
+        verdict,
+        passage or [],
+        expect or [],
+        case_id,  # type: ignore[arg-type]
+    )
+    append_case(cases, case)
+    out.print(f"added case {case.id} to {cases}", highlight=False)

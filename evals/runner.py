@@ -1,0 +1,253 @@
+"""Run a suite: ingest its corpus, answer every case through ``assistant.core``, score, write.
+
+Outputs in ``--out``: ``results.jsonl`` (one line per case: retrieved ids, answer, citations,
+scores, timings), ``summary.json`` (manifest + aggregates + gate), ``summary.md`` and a
+self-contained ``report.html``. A case that fails is recorded with its error and scored as
+errors; the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from assistant import prompts
+from assistant.core import Assistant
+from assistant.settings import Settings, load_settings
+from assistant.types import Answer, Turn
+from evals import metrics as m
+from evals.dataset import Case, Suite
+from evals.judge import make_judge
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+RETRIEVAL_KS = (1, 5, 10)
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    home: Path | None = None  # reuse an ingested data home (the big corpus takes ~20 min)
+    mode: str | None = None  # "extractive" | "llm" | None: the suite's mode
+    weeks: int | None = None
+    limit: int | None = None
+    progress: Progress | None = None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _package_version() -> str:
+    try:
+        return version("newsdesk")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _settings(suite: Suite, opts: RunOptions, home: Path) -> Settings:
+    mode = opts.mode or suite.mode
+    overrides: dict[str, Any] = {**suite.settings, "home": home}
+    if mode == "extractive":
+        overrides["extractive"] = True
+    settings = load_settings(**overrides)
+    if mode == "llm" and not settings.llm_configured:
+        from assistant.errors import ConfigError
+
+        raise ConfigError("--llm needs OPENAI_API_KEY or NEWSDESK_LLM_BASE_URL")
+    return settings
+
+
+def _corpus_paths(suite: Suite, cases: list[Case], opts: RunOptions) -> list[str]:
+    if suite.kind != "realtimeqa":
+        return [str(p) for p in suite.corpus]
+    from evals import realtimeqa
+
+    where = realtimeqa.data_dir(suite.options.get("dir"))
+    selected = opts.weeks or opts.limit or suite.options.get("weeks") or suite.options.get("limit")
+    weeks = realtimeqa.weeks_for(cases) if selected else None
+    work = (opts.home or opts.out / "home").parent / "realtimeqa-work"
+    return [str(realtimeqa.write_corpus(where, work, weeks, cases))]
+
+
+def _retrieval_scores(case: Case, doc_ids: list[str], texts: list[str]) -> dict[str, m.Score]:
+    gold = set(case.gold_doc_ids)
+    scores = {f"hit_at_{k}": m.hit_at_k(doc_ids, gold, k) for k in RETRIEVAL_KS}
+    scores["recall_at_10"] = m.recall_at_k(doc_ids, gold, 10)
+    scores["mrr_at_10"] = m.mrr_at_k(doc_ids, gold, 10)
+    scores["ndcg_at_10"] = m.ndcg_at_k(doc_ids, gold, 10)
+    scores["answer_bearing_at_5"] = m.answer_bearing_at_k(texts, case.answers, 5)
+    return scores
+
+
+def _answer_scores(case: Case, answer: Answer, judge: m.Judge) -> dict[str, m.Score]:
+    scores: dict[str, m.Score] = {}
+    answerable = not case.must_abstain
+    if answer.mode == "llm" and answerable and not answer.abstained:
+        scores["exact_match"] = m.exact_match(answer.text, case.answers)
+        scores["token_f1"] = m.token_f1(answer.text, case.answers)
+    else:  # an extractive brief is sentences, not a short answer: EM/F1 do not apply
+        scores["exact_match"] = scores["token_f1"] = m.Score.na()
+    recall_na = not answerable or answer.abstained
+    scores["answer_recall"] = (
+        m.Score.na() if recall_na else m.answer_recall(answer.text, case.answers)
+    )
+    scores["choice_accuracy"] = (
+        m.choice_accuracy(answer.choice, case.answers)
+        if case.choices and answerable
+        else m.Score.na()
+    )
+    texts = [p.text for p in answer.passages]
+    cited = m.citation_scores(answer.text, texts, judge)
+    scores["citation_recall"] = cited.recall
+    scores["citation_precision"] = cited.precision
+    audit = m.audit_answer(answer.text, len(texts), texts)
+    if answer.abstained:
+        for name in ("uncited_factual", "out_of_range", "numbers_missing"):
+            scores[name] = m.Score.na()
+    else:
+        scores["uncited_factual"] = m.Score.of(audit.uncited_factual)
+        scores["out_of_range"] = m.Score.of(audit.out_of_range)
+        scores["numbers_missing"] = m.Score.of(audit.numbers_missing)
+    return scores
+
+
+def _run_case(assistant: Assistant, case: Case, k: int, judge: m.Judge) -> dict[str, Any]:
+    history: list[Turn] = []
+    for earlier in case.history:
+        history.append(Turn(earlier, assistant.answer(earlier, history)))
+    standalone = case.question
+    t = time.perf_counter()
+    answer = assistant.answer(case.question, history, choices=case.choices)
+    standalone = answer.standalone_question or case.question
+    search_t = time.perf_counter()
+    ranked = assistant.search(standalone, k=k)
+    search_ms = (time.perf_counter() - search_t) * 1e3
+    scores = _retrieval_scores(case, [p.doc_id for p in ranked], [p.text for p in ranked])
+    scores.update(_answer_scores(case, answer, judge))
+    record = answer.as_json()
+    return {
+        "retrieved": [
+            {"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": p.score} for p in ranked
+        ],
+        "answer": record["answer"],
+        "mode": answer.mode,
+        "abstained": answer.abstained,
+        "choice": answer.choice,
+        "standalone_question": standalone,
+        "citations": record["citations"],
+        "passages": [{**p, "text": p["text"][:600]} for p in record["passages"]],
+        "scores": {name: s.as_json() for name, s in scores.items()},
+        "timings": {
+            **answer.timings,
+            "search_ms": search_ms,
+            "case_ms": (time.perf_counter() - t) * 1e3,
+        },
+        "usage": record["usage"],
+    }
+
+
+def corpus_fingerprint(assistant: Assistant) -> str:
+    states = assistant.store.doc_states()
+    payload = "\n".join(f"{d}:{s.content_hash}" for d, s in sorted(states.items()))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16] + f":{len(states)}docs"
+
+
+def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
+    """Run every case, write the outputs, return the summary (``summary.json``)."""
+    from evals.report import summarise, write_reports
+    from ingest.pipeline import ingest_paths
+
+    started = time.perf_counter()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    home = opts.home or opts.out / "home"
+    cases = suite.load_cases()
+    if suite.kind == "realtimeqa" and (opts.weeks or opts.limit):
+        from evals import realtimeqa
+
+        where = realtimeqa.data_dir(suite.options.get("dir"))
+        cases = realtimeqa.load_cases(where, opts.weeks, opts.limit)
+    settings = _settings(suite, opts, home)
+    report = ingest_paths(_corpus_paths(suite, cases, opts), settings)
+    if report.skipped:
+        log.warning("%d corpus inputs skipped while ingesting", len(report.skipped))
+    assistant = Assistant(settings)
+    judge = make_judge(
+        settings, assistant.checker, settings.cache_path / "judge",
+        assistant.chat if settings.use_llm else None,
+    )  # fmt: skip
+    records: list[dict[str, Any]] = []
+    with (opts.out / "results.jsonl").open("w", encoding="utf-8") as fh:
+        for i, case in enumerate(cases, start=1):
+            base = {"id": case.id, "question": case.question, "tags": case.tags,
+                    "must_abstain": case.must_abstain, "answers": case.answers,
+                    "choices": case.choices, "gold_doc_ids": case.gold_doc_ids,
+                    "judge": judge.tier}  # fmt: skip
+            try:
+                record = {**base, **_run_case(assistant, case, suite.k, judge), "error": None}
+            except Exception as exc:  # one bad case never aborts the run
+                log.warning("case %s failed: %s", case.id, exc)
+                record = {**base, "error": f"{type(exc).__name__}: {exc}", "scores": {}}
+            records.append(record)
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            if opts.progress:
+                opts.progress(i, len(cases))
+    manifest = {
+        "suite": suite.name,
+        "suite_hash": suite.fingerprint()[:16],
+        "dataset_hash": _dataset_hash(cases),
+        "corpus": corpus_fingerprint(assistant),
+        "collection": settings.collection,
+        "embedder": assistant.store.embedder_id,
+        "chunker": assistant.store.manifest().get("chunker"),
+        "mode": "llm" if settings.use_llm else "extractive",
+        "llm_model": settings.llm_model if settings.use_llm else None,
+        "judge": judge.tier,
+        "prompts": {name: p.sha256 for name, p in prompts.load_all().items()},
+        "settings": {k: str(v) for k, v in suite.settings.items()},
+        "package_version": _package_version(),
+        "git_commit": _git_commit(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "cases": len(cases),
+    }
+    summary = summarise(suite, manifest, records)
+    write_reports(opts.out, summary, records)
+    return summary
+
+
+def _dataset_hash(cases: list[Case]) -> str:
+    payload = json.dumps([c.as_json() for c in cases], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def per_case_values(records: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """``{metric: {case_id: value}}`` for paired comparisons."""
+    out: dict[str, dict[str, float | None]] = defaultdict(dict)
+    for r in records:
+        for name, score in (r.get("scores") or {}).items():
+            out[name][r["id"]] = score.get("value")
+        for stage in ("total_ms",):
+            if r.get("timings", {}).get(stage) is not None:
+                out[stage][r["id"]] = r["timings"][stage]
+    return dict(out)
