@@ -123,7 +123,9 @@ class Assistant:
                 standalone = _naive_condense(question, history)
                 use_llm = False
         t = time.perf_counter()
-        found = self.retriever.candidates(standalone, filters)
+        # with options to choose from, the evidence sought is about the options too
+        query = " ".join([standalone, *(choices or [])])
+        found = self.retriever.candidates(query, filters)
         pool = found.passages
         if history:  # a follow-up may lean on the passages the last answer used
             seen = {p.chunk_id for p in pool}

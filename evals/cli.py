@@ -27,6 +27,9 @@ def run(
     limit: Annotated[int | None, typer.Option(min=1, help="At most N questions.")] = None,
     extractive: Annotated[bool, typer.Option("--extractive", help="Force extractive.")] = False,
     llm: Annotated[bool, typer.Option("--llm", help="Force LLM mode.")] = False,
+    no_date_scope: Annotated[
+        bool, typer.Option("--no-date-scope", help="Ignore the suite's date_scope_days.")
+    ] = False,
 ) -> None:
     """Run an eval suite and write results.jsonl, summary.json, summary.md, report.html."""
     from evals.dataset import load_suite
@@ -45,6 +48,7 @@ def run(
             mode="extractive" if extractive else ("llm" if llm else None),
             weeks=weeks,
             limit=limit,
+            no_date_scope=no_date_scope,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
         summary = run_suite(loaded, options)

@@ -21,6 +21,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -81,6 +82,7 @@ class Case:
     must_abstain: bool = False
     tags: list[str] = field(default_factory=list)
     history: list[str] = field(default_factory=list)  # earlier questions, asked first
+    asked_on: str | None = None  # ISO date the question was asked ("this week" questions)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +125,12 @@ def case_from_json(record: Any) -> tuple[Case | None, list[str]]:
     choices = _strings(record, "choices", problems)
     if choices is not None and len(choices) < 2:
         problems.append(f"field 'choices' needs at least 2 options, got {len(choices)}")
+    asked_on = record.get("asked_on")
+    if asked_on is not None:
+        try:
+            date.fromisoformat(str(asked_on))
+        except ValueError:
+            problems.append(f"field 'asked_on' must be a YYYY-MM-DD date, got {_show(asked_on)}")
     must_abstain = record.get("must_abstain", False)
     if not isinstance(must_abstain, bool):
         problems.append(f"field 'must_abstain' must be true or false, got {_show(must_abstain)}")
@@ -131,6 +139,7 @@ def case_from_json(record: Any) -> tuple[Case | None, list[str]]:
     answers, gold, tags, history = (lists[name] or [] for name in _STRING_LISTS)
     case = Case(str(raw_id).strip(), question.strip(), answers, choices, gold, must_abstain, tags)
     case.history = history
+    case.asked_on = asked_on
     return case, check_case(case)
 
 
@@ -234,6 +243,7 @@ class Suite:
     k: int = 10  # retrieval depth scored
     description: str = ""
     gate: bool = True  # False: thresholds are targets to report, not a CI gate
+    date_scope_days: int | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the kind's table, e.g. [realtimeqa]
 
     def fingerprint(self) -> str:
@@ -332,6 +342,12 @@ _SCALARS: dict[str, tuple[Any, Any, str]] = {
     "mode": ("auto", lambda v: v in get_args(Mode), f"one of {', '.join(get_args(Mode))}"),
     "k": (10, lambda v: type(v) is int and 1 <= v <= 100, "an integer from 1 to 100"),
     "gate": (True, lambda v: isinstance(v, bool), "true or false"),
+    # questions with ``asked_on`` only see articles from this many days before that date
+    "date_scope_days": (
+        None,
+        lambda v: v is None or (type(v) is int and v >= 1),
+        "a positive integer",
+    ),
 }
 SUITE_KEYS = {*_SCALARS, "corpus", "cases", "settings", "thresholds", *OPTION_KEYS}
 
@@ -392,5 +408,6 @@ def load_suite(path: Path) -> Suite:
     _raise_if(problems, path)
     return Suite(
         values["name"], path, kind, corpus, cases_path, dict(settings), thresholds,
-        values["mode"], values["k"], values["description"], values["gate"], options,
+        values["mode"], values["k"], values["description"], values["gate"],
+        values["date_scope_days"], options,
     )  # fmt: skip

@@ -116,6 +116,7 @@ def _case(record: dict[str, Any], where: str) -> Case:
         gold_doc_ids=gold,
         must_abstain=not in_corpus,
         tags=tags,
+        asked_on=record["date"].replace("/", "-"),
     )
     problems = check_case(case)
     if problems:

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from assistant import prompts
 from assistant.core import Assistant
 from assistant.settings import Settings, load_settings
-from assistant.types import Answer, Turn
+from assistant.types import Answer, Filters, Turn
 from evals import metrics as m
 from evals.dataset import Case, Suite
 from evals.judge import make_judge
@@ -41,6 +41,7 @@ class RunOptions:
     mode: str | None = None  # "extractive" | "llm" | None: the suite's mode
     weeks: int | None = None
     limit: int | None = None
+    no_date_scope: bool = False
     progress: Progress | None = None
 
 
@@ -132,16 +133,26 @@ def _answer_scores(case: Case, answer: Answer, judge: m.Judge) -> dict[str, m.Sc
     return scores
 
 
-def _run_case(assistant: Assistant, case: Case, k: int, judge: m.Judge) -> dict[str, Any]:
+def case_filters(case: Case, scope_days: int | None) -> Filters | None:
+    """A dated question sees the articles of the ``scope_days`` before it was asked."""
+    if not (scope_days and case.asked_on):
+        return None
+    asked = date.fromisoformat(case.asked_on)
+    return Filters(since=asked - timedelta(days=scope_days), until=asked + timedelta(days=1))
+
+
+def _run_case(
+    assistant: Assistant, case: Case, k: int, judge: m.Judge, filters: Filters | None
+) -> dict[str, Any]:
     history: list[Turn] = []
     for earlier in case.history:
-        history.append(Turn(earlier, assistant.answer(earlier, history)))
-    standalone = case.question
+        history.append(Turn(earlier, assistant.answer(earlier, history, filters)))
     t = time.perf_counter()
-    answer = assistant.answer(case.question, history, choices=case.choices)
+    answer = assistant.answer(case.question, history, filters, choices=case.choices)
     standalone = answer.standalone_question or case.question
+    query = " ".join([standalone, *(case.choices or [])])  # what the answer retrieved with
     search_t = time.perf_counter()
-    ranked = assistant.search(standalone, k=k)
+    ranked = assistant.search(query, filters, k=k)
     search_ms = (time.perf_counter() - search_t) * 1e3
     scores = _retrieval_scores(case, [p.doc_id for p in ranked], [p.text for p in ranked])
     scores.update(_answer_scores(case, answer, judge))
@@ -204,7 +215,9 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
                     "choices": case.choices, "gold_doc_ids": case.gold_doc_ids,
                     "judge": judge.tier}  # fmt: skip
             try:
-                record = {**base, **_run_case(assistant, case, suite.k, judge), "error": None}
+                filters = case_filters(case, None if opts.no_date_scope else suite.date_scope_days)
+                result = _run_case(assistant, case, suite.k, judge, filters)
+                record = {**base, **result, "error": None}
             except Exception as exc:  # one bad case never aborts the run
                 log.warning("case %s failed: %s", case.id, exc)
                 record = {**base, "error": f"{type(exc).__name__}: {exc}", "scores": {}}
@@ -225,6 +238,7 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
         "judge": judge.tier,
         "prompts": {name: p.sha256 for name, p in prompts.load_all().items()},
         "settings": {k: str(v) for k, v in suite.settings.items()},
+        "date_scope_days": None if opts.no_date_scope else suite.date_scope_days,
         "package_version": _package_version(),
         "git_commit": _git_commit(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

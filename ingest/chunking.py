@@ -1,9 +1,10 @@
 """Token-aware chunking on sentence boundaries, with small overlap and exact character offsets.
 
-Tokens are counted with tiktoken (cl100k_base, filled offline by ``assistant.offline``). Each
-chunk is ``text[start:end]`` of the article, so offsets are exact and quotes can be located.
-A chunk holds at most ``max_tokens`` tokens, chosen so that the embedding model's 256 word
-piece window never truncates it.
+Tokens are counted with tiktoken (cl100k_base, filled offline by ``assistant.offline``) and
+with the embedding model's WordPiece tokenizer, and a chunk holds at most ``max_tokens`` of
+either, so the model's 256 word piece window never truncates a chunk (noisy web text can take
+10% more word pieces than tiktoken tokens). Each chunk is ``text[start:end]`` of the article,
+so offsets are exact and quotes can be located.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import lru_cache
 
 from assistant.text import sentence_spans
 
-CHUNKER_VERSION = "sent-v1"
+CHUNKER_VERSION = "sent-v2"
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,22 @@ def _encoding():  # type: ignore[no-untyped-def]
     return tiktoken.get_encoding("cl100k_base")
 
 
+@lru_cache(maxsize=1)
+def _wordpiece():  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
+
+    from assistant.embeddings import minilm_files
+
+    tokenizer = Tokenizer.from_file(str(minilm_files()[1]))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
 def count_tokens(text: str) -> int:
-    return len(_encoding().encode(text, disallowed_special=()))
+    """tiktoken tokens or word pieces (without [CLS]/[SEP]), whichever is more."""
+    pieces = len(_wordpiece().encode(text, add_special_tokens=False).ids)
+    return max(len(_encoding().encode(text, disallowed_special=())), pieces)
 
 
 def chunker_id(max_tokens: int, overlap_tokens: int) -> str:

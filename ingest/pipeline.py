@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from assistant.embeddings import embed_array
+from assistant.embeddings import MAX_PIECES, embed_array
 from assistant.errors import EmbedderMismatchError, InputError
 from assistant.lexical import LexicalStore, index_text
 from assistant.settings import Settings
 from assistant.store import DocState, Store
-from ingest.chunking import Chunk, chunk_text, chunker_id
+from ingest.chunking import Chunk, chunk_text, chunker_id, count_tokens
 from ingest.loaders import SUFFIXES, Article, LoadError, Skipped, load_path
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class _Writer:
         for chunk in chunks:
             self.ids.append(f"{article.doc_id}:{chunk.index}")
             self.texts.append(chunk.text)
-            self.embed_texts.append(index_text(article.title, chunk.text))
+            self.embed_texts.append(embed_text(article.title, chunk.text, chunk.tokens))
             self.metas.append(_metadata(article, chunk, len(chunks), chunker))
             if len(self.ids) >= _BATCH:
                 self.flush()
@@ -162,6 +162,15 @@ class _Writer:
         self.ids, self.texts, self.embed_texts, self.metas = [], [], [], []
 
 
+def embed_text(title: str, text: str, tokens: int | None = None) -> str:
+    """What the embedder sees: the headline gives each chunk its topic, when headline and chunk
+    fit the model's window together (else the chunk alone, never truncated)."""
+    tokens = count_tokens(text) if tokens is None else tokens
+    if title and tokens + count_tokens(title) + 3 <= MAX_PIECES:
+        return index_text(title, text)
+    return text
+
+
 def _needs_work(state: DocState | None, article: Article, chunker: str) -> bool:
     return not (
         state is not None
@@ -182,7 +191,7 @@ def reembed(settings: Settings, store: Store) -> Store:
     batch: list[Any] = []
 
     def flush() -> None:
-        texts = [index_text(str(c.metadata.get("title", "")), c.text) for c in batch]
+        texts = [embed_text(str(c.metadata.get("title", "")), c.text) for c in batch]
         tmp.upsert(
             [c.chunk_id for c in batch],
             [c.text for c in batch],

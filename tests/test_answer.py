@@ -384,7 +384,7 @@ def test_llm_rate_limit_is_retried(
 def test_llm_timeout_falls_back_to_extractive(
     corpus: Corpus, embedder: MiniLMEmbeddings, fake_openai: FakeOpenAI
 ) -> None:
-    fake_openai.script(Reply(text="too late [1].", delay_s=3))
+    fake_openai.script(Reply(text="too late [1].", delay_s=30))
     fake_openai.default = Model()
     assistant = llm_assistant(corpus, embedder, fake_openai, timeout_s=0.5, retries=0)
 
@@ -392,7 +392,7 @@ def test_llm_timeout_falls_back_to_extractive(
     answer = assistant.answer(MEDIATION)
     elapsed = time.perf_counter() - started
 
-    assert elapsed < 2.8  # did not wait for the 3 s reply
+    assert elapsed < 20  # gave up after the 0.5 s timeout instead of waiting for the 30 s reply
     assert answer.mode == "extractive"
     assert not answer.abstained
     assert "timed out" in answer.notice
