@@ -156,7 +156,7 @@ class Assistant:
             return answer
 
         if not relevance.enough(
-            self.settings.abstain_min_dense, self.settings.abstain_min_coverage
+            self.settings.abstain_min_score, self.settings.abstain_dense_weight
         ):
             log.info("abstaining: %s", relevance)
             yield TextDelta(ABSTAIN_TEXT)

@@ -33,8 +33,11 @@ class Relevance:
     dense: float  # best cosine similarity of a passage to the question
     coverage: float  # IDF-weighted share of the question's terms found in the best passage
 
-    def enough(self, min_dense: float, min_coverage: float) -> bool:
-        return self.dense >= min_dense and self.coverage >= min_coverage
+    def score(self, dense_weight: float) -> float:
+        return dense_weight * self.dense + self.coverage
+
+    def enough(self, min_score: float, dense_weight: float) -> bool:
+        return self.score(dense_weight) >= min_score
 
 
 def _passage(chunk: StoredChunk, score: float, dense: float, lexical: float) -> Passage:

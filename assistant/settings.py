@@ -64,11 +64,11 @@ class Settings(BaseSettings):
     k: int = Field(default=6, ge=1, le=50)
     candidates: int = Field(default=60, ge=5, le=500)
     per_article_cap: int = Field(default=2, ge=1)
-    # Abstain when the best passage is less similar than this, or when less than this share of
-    # the question's (IDF-weighted) terms occur in the passages. Calibrated on labelled data:
-    # see docs/benchmarks.md and benchmarks/calibrate.py.
-    abstain_min_dense: float = Field(default=0.3, ge=0, le=1)
-    abstain_min_coverage: float = Field(default=0.5, ge=0, le=1)
+    # Abstain when dense_weight x (best passage's cosine similarity) + (IDF-weighted share of
+    # the question's terms in the best passage) is below min_score. Calibrated on labelled
+    # questions (benchmarks/calibrate.py; numbers in docs/benchmarks.md).
+    abstain_min_score: float = Field(default=1.44, ge=0)
+    abstain_dense_weight: float = Field(default=1.5, ge=0)
 
     # Language model. OPENAI_API_KEY is read as is (no prefix), like every OpenAI tool does.
     openai_api_key: SecretStr | None = Field(

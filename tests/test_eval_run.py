@@ -558,17 +558,20 @@ def test_compare_two_runs_of_the_same_suite_finds_no_change(
         assert man_a[key] == man_b[key], key
 
     code, stdout, stderr = cli(capsys, "eval", "compare", str(a), str(b))
-    assert code == 0, stdout + stderr
     assert "warning" not in stderr
-    assert "REGRESSION" not in stdout
     rows = {line.split()[0]: line for line in stdout.splitlines()[1:] if line.strip()}
     assert {"hit_at_5", "mrr_at_10", "citation_recall", "total_ms"} <= rows.keys()
     for metric, line in rows.items():
-        if metric == "total_ms":  # wall-clock latency is noisy
+        if metric == "total_ms":
             continue
         assert line.endswith(("no change", "no pairs")), line
         if line.endswith("no change"):
             assert " +0.000 " in line, line  # identical scores case by case
+    # Wall-clock total_ms is compared too, and run-to-run noise on six cases is called a
+    # REGRESSION (exit 3) in roughly a third of runs: a product bug, reported and pinned by
+    # test_compare_does_not_gate_on_latency_noise. Only that may make this exit non-zero.
+    latency_flagged = rows["total_ms"].endswith("REGRESSION")
+    assert code == (3 if latency_flagged else 0), stdout + stderr
 
 
 def write_run(
@@ -576,6 +579,7 @@ def write_run(
     manifest: dict[str, Any],
     values: dict[str, Callable[[int], float | None]],
     n: int = 50,
+    total_ms: Callable[[int], float] | None = None,
 ) -> Path:
     """A hand-written run folder: summary.json with a manifest, results.jsonl with scores."""
     folder.mkdir(parents=True)
@@ -586,7 +590,10 @@ def write_run(
             for name, value_of in values.items():
                 value = value_of(i)
                 scores[name] = {"na": True} if value is None else {"value": value}
-            fh.write(json.dumps({"id": f"case-{i:02d}", "scores": scores, "error": None}) + "\n")
+            record = {"id": f"case-{i:02d}", "scores": scores, "error": None}
+            if total_ms is not None:
+                record["timings"] = {"total_ms": total_ms(i)}
+            fh.write(json.dumps(record) + "\n")
     return folder
 
 
@@ -763,3 +770,16 @@ def test_latency_threshold_is_a_maximum(tiny: Tiny) -> None:
     suite = load_suite(tiny.variant("latency.toml", "total_ms_p95 = 60000\n"))
     assert suite.failures({"total_ms_p95": 120.0}) == []  # 120 ms is well under 60 s
     assert suite.failures({"total_ms_p95": 90000.0}) != []
+
+
+@pytest.mark.xfail(strict=True, reason="compare gates on any significant total_ms shift")
+def test_compare_does_not_gate_on_latency_noise(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Identical scores; every case 1 ms (1%) slower, as machine noise makes two runs of the
+    # same code. Paired per-case latencies make such a shift "significant" at once.
+    same = {"hit_at_5": lambda i: 1.0}
+    base = write_run(tmp_path / "base", MANIFEST, same, total_ms=lambda i: 100.0 + i % 7)
+    new = write_run(tmp_path / "new", MANIFEST, same, total_ms=lambda i: 101.0 + i % 7)
+    code, stdout, _ = cli(capsys, "eval", "compare", str(base), str(new))
+    assert code == 0, stdout
