@@ -64,7 +64,12 @@ def render(comparisons: list[Comparison]) -> str:
             )
             continue
         ci = f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]" if c.ci_low is not None else "–"
-        verdict = "REGRESSION" if c.regression else ("better" if c.significant else "no change")
+        if c.regression and lower_is_better(c.metric):
+            verdict = "slower (reported, not gated)"
+        elif c.regression:
+            verdict = "REGRESSION"
+        else:
+            verdict = "better" if c.significant else "no change"
         lines.append(
             f"{c.metric:24} {c.base_mean:8.3f} {c.new_mean:8.3f} {c.delta:+8.3f} {ci:>19} "
             f"{c.n_paired:>4}  {verdict}"

@@ -227,7 +227,7 @@ def resolve_gold(case: Case, corpus_roots: Sequence[Path]) -> Case:
 
 def lower_is_better(metric: str) -> bool:
     """Thresholds on latencies are maxima; every other threshold is a minimum."""
-    return metric.endswith("_ms") or metric.endswith("latency")
+    return metric.endswith(("_ms", "latency", "_ms_p50", "_ms_p95"))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import time
 from collections import defaultdict
@@ -178,6 +179,12 @@ def _run_case(
     }
 
 
+def judge_cache_dir() -> Path:
+    """Shared by every run, so re-running an eval asks the LLM judge nothing new."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "newsdesk" / "judge"
+
+
 def corpus_fingerprint(assistant: Assistant) -> str:
     states = assistant.store.doc_states()
     payload = "\n".join(f"{d}:{s.content_hash}" for d, s in sorted(states.items()))
@@ -198,13 +205,15 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
 
         where = realtimeqa.data_dir(suite.options.get("dir"))
         cases = realtimeqa.load_cases(where, opts.weeks, opts.limit)
+    elif opts.limit:
+        cases = cases[: opts.limit]
     settings = _settings(suite, opts, home)
     report = ingest_paths(_corpus_paths(suite, cases, opts), settings)
     if report.skipped:
         log.warning("%d corpus inputs skipped while ingesting", len(report.skipped))
     assistant = Assistant(settings)
     judge = make_judge(
-        settings, assistant.checker, settings.cache_path / "judge",
+        settings, assistant.checker, judge_cache_dir(),
         assistant.chat if settings.use_llm else None,
     )  # fmt: skip
     records: list[dict[str, Any]] = []

@@ -23,12 +23,12 @@ from assistant.embeddings import MiniLMEmbeddings
 from assistant.errors import PromptError
 from assistant.settings import Settings, load_settings
 from assistant.store import Store
-from assistant.text import sentence_spans
 from assistant.types import ABSTAIN_TEXT, Answer, Filters, TextDelta, Turn
 from assistant.verify import check_citations
 from ingest.pipeline import ingest_paths
 from tests.conftest import EXAMPLES
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.prompt_reading import passages_in, prompt_of, quotable
 
 MEDIATION = "Will China mediate between Russia and Ukraine?"
 # The articles about China and the war; the Olympics piece and the wire stories are not.
@@ -118,29 +118,6 @@ def llm_assistant(
 
 
 # -- a model stand-in that answers from the prompt it is sent ---------------------------------
-
-_BLOCK = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", re.S | re.M)
-
-
-def prompt_of(request: dict[str, Any]) -> str:
-    content = request["messages"][-1]["content"]
-    assert isinstance(content, str)
-    return content
-
-
-def passages_in(prompt: str) -> dict[int, str]:
-    """The numbered passages of an answer or choice prompt: {n: text}."""
-    body = prompt.split("\nPassages:\n", 1)[1]
-    return {int(m.group(1)): m.group(2) for m in _BLOCK.finditer(body)}
-
-
-def quotable(text: str) -> str:
-    """A plain declarative sentence of the passage, to copy into a cited answer."""
-    for a, b in sentence_spans(text):
-        sentence = text[a:b]
-        if 8 <= len(sentence.split()) <= 60 and sentence.endswith(".") and "\n" not in sentence:
-            return sentence
-    raise AssertionError(f"no quotable sentence in passage: {text[:200]!r}")
 
 
 def cite(sentence: str, n: int) -> str:

@@ -30,13 +30,13 @@ import pytest
 from assistant import prompts
 from assistant.cli import main
 from assistant.core import Assistant
-from assistant.text import sentence_spans
 from assistant.types import Answer, Turn
 from evals.dataset import load_cases, load_suite
 from evals.report import markdown
 from ingest.loaders import path_doc_id
 from tests.conftest import EXAMPLES
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.prompt_reading import passages_in, prompt_of, quotable
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES_SUITE = ROOT / "evals" / "suites" / "examples"
@@ -385,28 +385,6 @@ def test_gate_miss_exits_3_and_names_the_threshold(
 # -- 3. LLM mode and the LLM judge against the fake server -----------------------------------
 
 
-def prompt_of(request: dict[str, Any]) -> str:
-    content = request["messages"][-1]["content"]
-    assert isinstance(content, str)
-    return content
-
-
-_BLOCK = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", re.S | re.M)
-
-
-def passages_in(prompt: str) -> dict[int, str]:
-    body = prompt.split("\nPassages:\n", 1)[1]
-    return {int(m.group(1)): m.group(2) for m in _BLOCK.finditer(body)}
-
-
-def quotable(text: str) -> str:
-    for a, b in sentence_spans(text):
-        sentence = text[a:b]
-        if 8 <= len(sentence.split()) <= 60 and sentence.endswith(".") and "\n" not in sentence:
-            return sentence
-    raise AssertionError(f"no quotable sentence in passage: {text[:200]!r}")
-
-
 class Model:
     """A well-behaved model: condenses follow-ups, picks "A", answers by quoting passage [1]
     with " [1]", and judges "yes" (or ``MALFORMED`` for claims quoted for ``poisoned``)."""
@@ -480,7 +458,7 @@ def test_llm_judge_tier_values_and_cached_verdicts(
     # one judgment per distinct single-citation answer: repeats in the run hit the cache
     judged = judge_requests(fake)
     assert judged == len({r["answer"] for r in answered})
-    cache = first / "home" / "cache" / "judge"
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "newsdesk" / "judge"  # shared by all runs
     entries = [json.loads(p.read_text()) for p in cache.glob("*.json")]
     assert len(entries) == judged and all(e["verdict"] is True for e in entries)
 
@@ -533,7 +511,7 @@ def test_malformed_judge_reply_is_an_error_never_a_zero(
         assert agg["coverage"] == pytest.approx(agg["n"] / len(TINY_CASES))
     assert summary["errors"] == 0  # a judge error is a metric error, not a failed case
     # a malformed reply is never cached (it may be transient)
-    cache = out / "home" / "cache" / "judge"
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "newsdesk" / "judge"
     replies = [json.loads(p.read_text())["reply"] for p in cache.glob("*.json")]
     assert replies and MALFORMED not in replies
     asked = [prompt_of(r) for r in llm_env.requests if JUDGE_MARK in prompt_of(r)]
@@ -567,11 +545,9 @@ def test_compare_two_runs_of_the_same_suite_finds_no_change(
         assert line.endswith(("no change", "no pairs")), line
         if line.endswith("no change"):
             assert " +0.000 " in line, line  # identical scores case by case
-    # Wall-clock total_ms is compared too, and run-to-run noise on six cases is called a
-    # REGRESSION (exit 3) in roughly a third of runs: a product bug, reported and pinned by
-    # test_compare_does_not_gate_on_latency_noise. Only that may make this exit non-zero.
-    latency_flagged = rows["total_ms"].endswith("REGRESSION")
-    assert code == (3 if latency_flagged else 0), stdout + stderr
+    # wall-clock total_ms is compared and reported too, but never gates
+    assert not rows["total_ms"].endswith("REGRESSION"), rows["total_ms"]
+    assert code == 0, stdout + stderr
 
 
 def write_run(
@@ -750,10 +726,9 @@ def test_add_case_from_a_logged_answer(capsys: pytest.CaptureFixture[str], tmp_p
     assert scored["abstain-1"]["scores"]["hit_at_5"] == {"na": True}
 
 
-# -- known product bugs (strict xfail: they start failing once fixed) ------------------------
+# -- once product bugs, kept as regression tests ----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="--limit is only applied to realtimeqa suites")
 def test_limit_caps_the_cases_of_a_jsonl_suite(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny: Tiny
 ) -> None:
@@ -765,14 +740,12 @@ def test_limit_caps_the_cases_of_a_jsonl_suite(
     assert len(results(out)) == 2  # the help says "At most N questions."
 
 
-@pytest.mark.xfail(strict=True, reason="latency keys end in _p95, not _ms: read as minimums")
 def test_latency_threshold_is_a_maximum(tiny: Tiny) -> None:
     suite = load_suite(tiny.variant("latency.toml", "total_ms_p95 = 60000\n"))
     assert suite.failures({"total_ms_p95": 120.0}) == []  # 120 ms is well under 60 s
     assert suite.failures({"total_ms_p95": 90000.0}) != []
 
 
-@pytest.mark.xfail(strict=True, reason="compare gates on any significant total_ms shift")
 def test_compare_does_not_gate_on_latency_noise(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -7,7 +7,6 @@ import math
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -17,15 +16,6 @@ from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import SecretStr
 
 from tests.fake_openai import EMBEDDING_DIM, FakeOpenAI, Reply, split_stream_pieces
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _client(fake: FakeOpenAI, **kwargs: Any) -> openai.OpenAI:

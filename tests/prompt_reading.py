@@ -1,0 +1,31 @@
+"""Reading the prompts newsdesk sends, so a scripted test model can answer from them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from assistant.text import sentence_spans
+
+_BLOCK = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", re.S | re.M)
+
+
+def prompt_of(request: dict[str, Any]) -> str:
+    content = request["messages"][-1]["content"]
+    assert isinstance(content, str)
+    return content
+
+
+def passages_in(prompt: str) -> dict[int, str]:
+    """The numbered passages of an answer or choice prompt: {n: text}."""
+    body = prompt.split("\nPassages:\n", 1)[1]
+    return {int(m.group(1)): m.group(2) for m in _BLOCK.finditer(body)}
+
+
+def quotable(text: str) -> str:
+    """A plain declarative sentence of the passage, to copy into a cited answer."""
+    for a, b in sentence_spans(text):
+        sentence = text[a:b]
+        if 8 <= len(sentence.split()) <= 60 and sentence.endswith(".") and "\n" not in sentence:
+            return sentence
+    raise AssertionError(f"no quotable sentence in passage: {text[:200]!r}")
