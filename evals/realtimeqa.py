@@ -201,7 +201,7 @@ def write_corpus(
     label = "all" if weeks is None else hashlib.sha1(",".join(sorted(weeks)).encode()).hexdigest()
     dest.mkdir(parents=True, exist_ok=True)
     out = dest / f"realtimeqa-{label[:12]}.jsonl.gz"
-    part = out.with_name(out.name + ".part")
+    part = out.with_name(f"{out.name}.{os.getpid()}.part")  # concurrent runs each write their own
     source, found = dir / CORPUS, set()
     with part.open("wb") as raw, gzip.GzipFile("", "wb", 5, raw, mtime=0) as gz:
         for lineno, record in _records(source):
