@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     # Abstain when dense_weight x (best passage's cosine similarity) + (IDF-weighted share of
     # the question's terms in the best passage) is below min_score. Calibrated on labelled
     # questions (benchmarks/calibrate.py; numbers in docs/benchmarks.md).
-    abstain_min_score: float = Field(default=1.44, ge=0)
-    abstain_dense_weight: float = Field(default=1.5, ge=0)
+    abstain_min_score: float = Field(default=1.2, ge=0)
+    abstain_dense_weight: float = Field(default=1.0, ge=0)
 
     # Language model. OPENAI_API_KEY is read as is (no prefix), like every OpenAI tool does.
     openai_api_key: SecretStr | None = Field(

@@ -98,7 +98,8 @@ def chunk_text(text: str, max_tokens: int = 230, overlap_tokens: int = 30) -> li
             j += 1
         j = max(j, i + 1)
         a, b = units[i][0], units[j - 1][1]
-        chunks.append(Chunk(len(chunks), a, b, text[a:b], count_tokens(text[a:b])))
+        # word pieces add up exactly over whitespace; +1 per join over-counts tiktoken's
+        chunks.append(Chunk(len(chunks), a, b, text[a:b], total))
         if j >= len(units):
             break
         # step back over trailing sentences that fit in the overlap budget

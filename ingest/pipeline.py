@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from ingest.loaders import SUFFIXES, Article, LoadError, Skipped, load_path
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]  # called with the number of chunks stored so far
-_BATCH = 256
+_BATCH = 1024  # chunks per embedding batch: long enough to sort by length well
 
 
 @dataclass
@@ -123,6 +124,9 @@ class _Writer:
         self.store = store
         self.progress = progress
         self.done = 0
+        # Chroma writes of one batch overlap the embedding of the next; at most one in flight
+        self._writes = ThreadPoolExecutor(1, thread_name_prefix="chroma-write")
+        self._pending: Future[int] | None = None
         self.ids: list[str] = []
         self.texts: list[str] = []
         self.embed_texts: list[str] = []
@@ -140,13 +144,31 @@ class _Writer:
             if len(self.ids) >= _BATCH:
                 self.flush()
 
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self.done += self._pending.result()  # re-raises a failed write
+            self._pending = None
+            if self.progress:
+                self.progress(self.done)
+
+    def close(self) -> None:
+        self.flush()
+        self._wait()
+        self._writes.shutdown()
+
     def flush(self) -> None:
-        if self.to_delete:
-            self.store.delete_docs(self.to_delete)
-            self.to_delete = []
-        if not self.ids:
-            return
-        # identical passages (syndicated copies, boilerplate) are embedded once
+        deletes, self.to_delete = self.to_delete, []
+        matrix = self._embed() if self.ids else None
+        self._wait()
+        if deletes:  # a changed document's old chunks go before its new ones arrive
+            self.store.delete_docs(deletes)
+        if matrix is not None:
+            batch = (self.ids, self.texts, self.metas, matrix)
+            self._pending = self._writes.submit(self._write, *batch)
+        self.ids, self.texts, self.embed_texts, self.metas = [], [], [], []
+
+    def _embed(self) -> np.ndarray:
+        """Vectors for the batch; identical texts (syndicated copies, boilerplate) embed once."""
         keys = [hashlib.sha1(t.encode()).digest() for t in self.embed_texts]
         first: dict[bytes, int] = {}
         for i, key in enumerate(keys):
@@ -154,12 +176,11 @@ class _Writer:
         uniq = list(first.values())
         vectors = embed_array(self.store.embedder, [self.embed_texts[i] for i in uniq])
         lookup = {keys[i]: vectors[j] for j, i in enumerate(uniq)}
-        matrix = np.stack([lookup[k] for k in keys])
-        self.store.upsert(self.ids, self.texts, self.metas, matrix)
-        self.done += len(self.ids)
-        if self.progress:
-            self.progress(self.done)
-        self.ids, self.texts, self.embed_texts, self.metas = [], [], [], []
+        return np.stack([lookup[k] for k in keys])
+
+    def _write(self, ids: list[str], texts: list[str], metas: list[dict[str, Any]], m: Any) -> int:
+        self.store.upsert(ids, texts, metas, m)
+        return len(ids)
 
 
 def embed_text(title: str, text: str, tokens: int | None = None) -> str:
@@ -274,8 +295,10 @@ def ingest_paths(
             report.skipped.append(Skipped(exc.where, exc.reason))
         except InputError as exc:
             report.skipped.append(Skipped(str(path), str(exc)))
-    writer.flush()
-    report.chunks = writer.done
+    try:
+        writer.close()
+    finally:
+        report.chunks = writer.done
 
     if prune:
         # gone: the file no longer exists, or it was read in full and no longer holds the id

@@ -30,7 +30,7 @@ from assistant.lexical import LexicalStore, index_text
 from assistant.settings import Settings, load_settings
 from assistant.store import Store, StoredChunk
 from ingest import pipeline
-from ingest.chunking import chunk_text, count_tokens
+from ingest.chunking import chunk_text, chunker_id, count_tokens
 from ingest.loaders import Article, LoadError, Skipped, load_path, path_doc_id
 from ingest.pipeline import IngestReport, ingest_paths
 from tests.fake_openai import EMBEDDING_DIM, FakeOpenAI, fake_embedding
@@ -391,7 +391,7 @@ def test_examples_ingest_counts(examples: Ingested) -> None:
     assert report.chunks == len(examples.chunks) == examples.store.count()
     assert len(by_doc(examples.chunks)) == 10
     assert examples.store.manifest()["embedder"] == MINILM
-    assert examples.store.manifest()["chunker"] == "sent-v1:cl100k:230:30"
+    assert examples.store.manifest()["chunker"] == chunker_id(230, 30)
     assert lexical_current(examples.settings, examples.store)
 
 
