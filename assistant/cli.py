@@ -119,6 +119,23 @@ def ingest(
     raise typer.Exit(report.exit_code)
 
 
+def _question_record(line: str, where: str, default_id: str) -> dict[str, Any]:
+    """One JSONL question, or ``{"id", "error"}`` naming the line and field."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {"id": default_id, "error": f"{where}: bad JSON ({exc.msg})"}
+    if not isinstance(record, dict) or not str(record.get("question", "")).strip():
+        return {"id": default_id, "error": f"{where}: no 'question' field"}
+    record["id"] = str(record.get("id", default_id))
+    choices = record.get("choices")
+    if choices is not None and not (
+        isinstance(choices, list) and all(isinstance(c, str) for c in choices)
+    ):
+        return {"id": record["id"], "error": f"{where}: field 'choices' must be a list of strings"}
+    return record
+
+
 def _questions(path: Path) -> list[dict[str, Any]]:
     """Questions from a text file (one a line) or JSONL ({"id", "question", "choices"?})."""
     try:
@@ -130,20 +147,7 @@ def _questions(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         if path.suffix == ".jsonl" or line.lstrip().startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                items.append(
-                    {"id": f"line-{lineno}", "error": f"{path}:{lineno}: bad JSON ({exc.msg})"}
-                )
-                continue
-            if not isinstance(record, dict) or not str(record.get("question", "")).strip():
-                items.append(
-                    {"id": f"line-{lineno}", "error": f"{path}:{lineno}: no 'question' field"}
-                )
-                continue
-            record.setdefault("id", f"line-{lineno}")
-            items.append(record)
+            items.append(_question_record(line, f"{path}:{lineno}", f"line-{lineno}"))
         else:
             items.append({"id": f"line-{lineno}", "question": line.strip()})
     return items

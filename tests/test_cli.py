@@ -88,13 +88,21 @@ def test_ask_file_jsonl_with_choices_and_bad_line(
          "Winter Olympics?", "choices": ["Germany", "Norway", "China", "United States"]},
         {"id": "fed", "question": "By how much did the Federal Reserve raise rates in March?"},
     ]  # fmt: skip
+    bad_choices = {"id": "bad", "question": "Who won?", "choices": "Norway"}
     questions.write_text(
-        json.dumps(rows[0]) + "\n{not json\n" + json.dumps(rows[1]) + "\n", encoding="utf-8"
+        json.dumps(rows[0])
+        + "\n{not json\n"
+        + json.dumps(rows[1])
+        + "\n"
+        + json.dumps(bad_choices)
+        + "\n",
+        encoding="utf-8",
     )
     code, out, err = run(capsys, "ask", "--file", str(questions), "--json")
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
-    assert [x["id"] for x in lines] == ["olympics", "line-2", "fed"]
+    assert [x["id"] for x in lines] == ["olympics", "line-2", "fed", "bad"]
+    assert lines[3]["error"].endswith("q.jsonl:4: field 'choices' must be a list of strings")
     assert lines[0]["choice"] == "Norway"
     assert "error" in lines[1] and "q.jsonl:2" in lines[1]["error"]
     assert lines[2]["abstained"] is False and "choice" not in lines[2]
