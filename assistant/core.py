@@ -127,12 +127,14 @@ class Assistant:
         query = " ".join([standalone, *(choices or [])])
         found = self.retriever.candidates(query, filters)
         pool = found.passages
-        if history:  # a follow-up may lean on the passages the last answer used
+        previous = history[-1].answer if history else None
+        if previous and not previous.abstained and not (filters and filters.active):
+            # a follow-up may lean on the passages the last answer used: ranked after this
+            # question's own, with their similarity to this question (not the last one)
             seen = {p.chunk_id for p in pool}
-            floor = pool[-1].score if pool else 0.0
-            for p in history[-1].answer.passages:
-                if p.chunk_id not in seen:
-                    pool.append(Passage(**{**p.__dict__, "score": floor * 0.99, "rank": 0}))
+            carried = [p.chunk_id for p in previous.passages if p.chunk_id not in seen]
+            floor = pool[-1].score * 0.99 if pool else 0.0
+            pool += self.retriever.passages_by_id(carried, found.query_vector, floor)
         passages = diversify(pool, k or self.settings.k, self.settings.per_article_cap)
         timings.update(found.timings)
         timings["retrieve_ms"] = (time.perf_counter() - t) * 1e3

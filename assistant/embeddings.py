@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -56,6 +57,7 @@ class MiniLMEmbeddings(Embeddings):
         # 42 vs 23 chunks/s on 2 cores (docs/benchmarks.md).
         self.workers = workers or min(len(os.sched_getaffinity(0)), 8)
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # one session and one pool even with concurrent callers
 
     @cached_property
     def _tokenizer(self):  # type: ignore[no-untyped-def]
@@ -109,6 +111,13 @@ class MiniLMEmbeddings(Embeddings):
             batches.append(current)
         return batches
 
+    def release(self) -> None:
+        """Free the ONNX session and its memory arena (recreated on the next call)."""
+        self.__dict__.pop("_session", None)
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def count_pieces(self, text: str) -> int:
         return len(self._tokenizer.encode(text).ids)
 
@@ -135,13 +144,15 @@ class MiniLMEmbeddings(Embeddings):
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[idx] = pooled / np.clip(norms, 1e-12, None)
 
-        session = self._session
+        with self._lock:
+            session = self._session
         if len(batches) == 1 or self.workers == 1:
             for idx in batches:
                 run(idx)
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")
             list(self._pool.map(run, batches))
         return out
 

@@ -40,7 +40,7 @@ class Relevance:
         return self.score(dense_weight) >= min_score
 
 
-def _passage(chunk: StoredChunk, score: float, dense: float, lexical: float) -> Passage:
+def _passage(chunk: StoredChunk, dense: float, score: float, lexical: float) -> Passage:
     meta = chunk.metadata
     return Passage(
         rank=0,
@@ -123,7 +123,7 @@ class Retriever:
                 chunk, sim = fetched[cid]
             else:  # BM25 index briefly ahead of Chroma (concurrent ingest): skip
                 continue
-            passages.append(_passage(chunk, score, sim, lex_by_id.get(cid, 0.0)))
+            passages.append(_passage(chunk, sim, score, lex_by_id.get(cid, 0.0)))
         timings["fuse_ms"] = (time.perf_counter() - t3) * 1e3
         return Retrieved(passages, qvec, timings)
 
@@ -140,6 +140,11 @@ class Retriever:
             sim = float(np.dot(np.asarray(emb, dtype=np.float32), qvec))
             out[cid] = (StoredChunk(cid, text or "", dict(meta or {})), sim)
         return out
+
+    def passages_by_id(self, ids: list[str], qvec: np.ndarray, score: float) -> list[Passage]:
+        """Stored chunks as passages with the given fused score and a fresh similarity."""
+        fetched = self._fetch_with_similarity(ids, qvec)
+        return [_passage(*fetched[cid], score, 0.0) for cid in ids if cid in fetched]
 
     def relevance(self, query: str, passages: list[Passage]) -> Relevance:
         if not passages:

@@ -17,6 +17,10 @@ class Filters:
     source: str | None = None
 
     @property
+    def active(self) -> bool:
+        return self.since is not None or self.until is not None or bool(self.source)
+
+    @property
     def since_ts(self) -> int | None:
         if self.since is None:
             return None

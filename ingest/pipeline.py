@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.embeddings import MAX_PIECES, embed_array
+from assistant.embeddings import MAX_PIECES, MiniLMEmbeddings, embed_array
 from assistant.errors import EmbedderMismatchError, InputError
 from assistant.lexical import LexicalStore, index_text
 from assistant.settings import Settings
@@ -151,10 +151,23 @@ class _Writer:
             if self.progress:
                 self.progress(self.done)
 
+    def abort(self) -> None:
+        """After an error: let the write in flight finish, store nothing more."""
+        try:
+            self._wait()
+        except Exception as exc:  # the error being handled already says what went wrong
+            log.warning("a chunk write failed while stopping: %s", exc)
+        finally:
+            self._writes.shutdown(wait=True)
+
     def close(self) -> None:
-        self.flush()
-        self._wait()
-        self._writes.shutdown()
+        try:
+            self.flush()
+        finally:
+            try:
+                self._wait()
+            finally:
+                self._writes.shutdown(wait=True)
 
     def flush(self) -> None:
         deletes, self.to_delete = self.to_delete, []
@@ -229,10 +242,54 @@ def reembed(settings: Settings, store: Store) -> Store:
         flush()
     old_meta = {k: v for k, v in store.manifest().items() if k not in ("hnsw:space", "embedder")}
     tmp.set_manifest(**old_meta, embedder=store.embedder_id)
-    store.drop()
+    # rename, never drop first: a run killed in between leaves the data under a known name
+    old = f"{store.name}-pre-reembed"
+    store.collection.modify(name=old)
     tmp.collection.modify(name=store.name)
+    store.client.delete_collection(old)
     log.info("re-embedded collection %r with %s", store.name, store.embedder_id)
     return Store(settings, store.embedder, store.client)
+
+
+def _load_and_write(
+    files: list[Path],
+    settings: Settings,
+    states: dict[str, DocState],
+    chunker: str,
+    writer: _Writer,
+    report: IngestReport,
+) -> tuple[dict[str, str], set[str]]:
+    """Read every file, hand changed articles to the writer; returns (ids seen, files read)."""
+    seen: dict[str, str] = {}
+    loaded: set[str] = set()  # files read without a file-level error
+    for path in files:
+        try:
+            for item in load_path(path, int(settings.max_file_mb * 1e6)):
+                if isinstance(item, Skipped):
+                    report.skipped.append(item)
+                    continue
+                where = f"{path}:{item.extra['line']}" if "line" in item.extra else str(path)
+                if item.doc_id in seen:
+                    reason = f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})"
+                    report.skipped.append(Skipped(where, reason))
+                    continue
+                seen[item.doc_id] = where
+                state = states.get(item.doc_id)
+                if not _needs_work(state, item, chunker):
+                    report.unchanged += 1
+                    continue
+                chunks = chunk_text(item.text, settings.chunk_tokens, settings.chunk_overlap_tokens)
+                writer.add(item, chunks, chunker, replace=state is not None)
+                if state is None:
+                    report.added += 1
+                else:
+                    report.updated += 1
+            loaded.add(str(path))
+        except LoadError as exc:
+            report.skipped.append(Skipped(exc.where, exc.reason))
+        except InputError as exc:
+            report.skipped.append(Skipped(str(path), str(exc)))
+    return seen, loaded
 
 
 def ingest_paths(
@@ -266,39 +323,17 @@ def ingest_paths(
     lexical = LexicalStore.beside(settings, store)
     lexical.mark_dirty()  # cleared once the BM25 index matches the collection again
     writer = _Writer(store, progress)
-    seen: dict[str, str] = {}
-    loaded: set[str] = set()  # files read without a file-level error
-    for path in files:
-        try:
-            for item in load_path(path, int(settings.max_file_mb * 1e6)):
-                if isinstance(item, Skipped):
-                    report.skipped.append(item)
-                    continue
-                where = f"{path}:{item.extra['line']}" if "line" in item.extra else str(path)
-                if item.doc_id in seen:
-                    reason = f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})"
-                    report.skipped.append(Skipped(where, reason))
-                    continue
-                seen[item.doc_id] = where
-                state = states.get(item.doc_id)
-                if not _needs_work(state, item, chunker):
-                    report.unchanged += 1
-                    continue
-                chunks = chunk_text(item.text, settings.chunk_tokens, settings.chunk_overlap_tokens)
-                writer.add(item, chunks, chunker, replace=state is not None)
-                if state is None:
-                    report.added += 1
-                else:
-                    report.updated += 1
-            loaded.add(str(path))
-        except LoadError as exc:
-            report.skipped.append(Skipped(exc.where, exc.reason))
-        except InputError as exc:
-            report.skipped.append(Skipped(str(path), str(exc)))
+    try:
+        seen, loaded = _load_and_write(files, settings, states, chunker, writer, report)
+    except BaseException:
+        writer.abort()  # keep what is stored consistent; the next run redoes the rest
+        raise
     try:
         writer.close()
     finally:
         report.chunks = writer.done
+    if isinstance(store.embedder, MiniLMEmbeddings):
+        store.embedder.release()  # the BM25 rebuild below needs the memory more
 
     if prune:
         # gone: the file no longer exists, or it was read in full and no longer holds the id

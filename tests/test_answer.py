@@ -614,3 +614,26 @@ def test_shipped_prompts_load_and_render() -> None:
         loaded["answer"].render(question="q")
     with pytest.raises(PromptError, match="no prompt named"):
         prompts.load("nonexistent")
+
+
+def test_follow_up_keeps_the_filters(extractive: Assistant) -> None:
+    """Passages carried over from the last turn must not slip past this turn's filters."""
+    first = extractive.answer("What did Kuleba ask China to do?")
+    assert not first.abstained
+    follow = extractive.answer(
+        "What else did he say?",
+        history=[Turn(first.question, first)],
+        filters=Filters(source="Atlas Wire"),
+    )
+    assert {p.source for p in follow.passages} <= {"Atlas Wire"}
+    for c in follow.citations:
+        assert c.passage.source == "Atlas Wire"
+
+
+def test_follow_up_rescores_carried_passages(extractive: Assistant) -> None:
+    first = extractive.answer("What did Kuleba ask China to do?")
+    follow = extractive.answer("What did he ask?", history=[Turn(first.question, first)])
+    fresh = {p.chunk_id: p.dense for p in extractive.search(follow.standalone_question, k=50)}
+    for p in follow.passages:
+        if p.chunk_id in fresh:
+            assert abs(p.dense - fresh[p.chunk_id]) < 1e-4  # similarity to this question
