@@ -22,7 +22,16 @@ from assistant.llm import complete, make_chat, stream
 from assistant.retrieval import Retriever, diversify
 from assistant.settings import Settings, load_settings
 from assistant.store import Store
-from assistant.types import ABSTAIN_TEXT, Answer, Filters, Passage, TextDelta, Turn, Usage
+from assistant.types import (
+    ABSTAIN_TEXT,
+    Answer,
+    Filters,
+    Passage,
+    TextDelta,
+    Turn,
+    Usage,
+    says_abstain,
+)
 from assistant.verify import SupportChecker, check_citations
 
 log = logging.getLogger(__name__)
@@ -224,7 +233,7 @@ class Assistant:
         timings["verify_ms"] = (time.perf_counter() - t) * 1e3
         if dropped:
             log.info("removed %d citation(s) to passages that do not exist", dropped)
-        said_abstain = ABSTAIN_TEXT.rstrip(".").lower() in raw.lower()
+        said_abstain = says_abstain(raw)
         if said_abstain or not any(c.supported for c in claims):
             reason = "" if said_abstain else "no claim in the model's answer was supported; "
             return _abstention(question, "llm", notice + reason, passages)

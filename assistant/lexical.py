@@ -35,12 +35,12 @@ def index_text(title: str, text: str) -> str:
 def _tokenize(texts: list[str], return_ids: bool = True) -> Any:
     import bm25s
 
-    from assistant.text import _stemmer
+    from assistant.text import stemmer
 
     return bm25s.tokenize(
         texts,
         stopwords=_STOP,
-        stemmer=_stemmer().stemWords,
+        stemmer=stemmer().stemWords,
         show_progress=False,
         return_ids=return_ids,
     )

@@ -84,7 +84,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
+def stemmer():  # type: ignore[no-untyped-def]
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -97,7 +97,7 @@ def words(text: str) -> list[str]:
 def content_terms(text: str) -> list[str]:
     """Stemmed content words, stopwords removed, in order."""
     kept = [w for w in words(text) if w and w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
-    return _stemmer().stemWords(kept) if kept else []
+    return stemmer().stemWords(kept) if kept else []
 
 
 def numbers_and_dates(text: str) -> set[str]:

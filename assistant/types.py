@@ -7,6 +7,13 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 ABSTAIN_TEXT = "I couldn't find this in the ingested articles."
+
+
+def says_abstain(text: str) -> bool:
+    """Whether ``text`` contains the abstention sentence (a model may add words around it)."""
+    return ABSTAIN_TEXT.rstrip(".").lower() in text.lower()
+
+
 Mode = Literal["llm", "extractive"]
 
 

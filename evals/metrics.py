@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from assistant.text import content_terms, numbers_and_dates, numbers_supported
-from assistant.types import ABSTAIN_TEXT
+from assistant.types import says_abstain
 from assistant.verify import MARKER, Claim, clean_markers, split_claims
 from evals.stats import mean_ci
 from evals.stats import percentile as percentile  # re-exported: cost and latency metrics
@@ -241,7 +241,7 @@ class CitationResult:
 
 def is_abstention(answer_text: str) -> bool:
     """Empty, or says the app's abstention sentence (the test ``assistant.core`` uses)."""
-    return not answer_text.strip() or ABSTAIN_TEXT.rstrip(".").lower() in answer_text.lower()
+    return not answer_text.strip() or says_abstain(answer_text)
 
 
 def answer_claims(answer_text: str, n_passages: int) -> list[Claim]:

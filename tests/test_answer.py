@@ -521,17 +521,17 @@ _BAD_CHOOSER = (
             ["Wang Yi", "Qin Gang", "Yang Jiechi", "Hua Chunying"],
             "Qin Gang",
         ),
-        pytest.param(
+        (
             "Which country topped the medal table at the Beijing Winter Olympics?",
             ["Norway", "Germany", "China", "United States"],
             "Norway",
         ),
-        pytest.param(
+        (
             "Who dissented from the Fed's March 2022 decision?",
             ["Jerome Powell", "James Bullard", "Janet Yellen", "Lael Brainard"],
             "James Bullard",
         ),
-        pytest.param(
+        (
             "Where will the 2026 Winter Olympics be held?",
             ["Beijing", "Milan and Cortina d'Ampezzo", "Salt Lake City", "Sapporo"],
             "Milan and Cortina d'Ampezzo",
