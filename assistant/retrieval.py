@@ -138,7 +138,7 @@ class Retriever:
             page["ids"], page["documents"], page["metadatas"], page["embeddings"], strict=True
         ):
             sim = float(np.dot(np.asarray(emb, dtype=np.float32), qvec))
-            out[cid] = (StoredChunk(cid, text or "", dict(meta or {})), sim)
+            out[cid] = (StoredChunk.from_chroma(cid, text, meta), sim)
         return out
 
     def passages_by_id(self, ids: list[str], qvec: np.ndarray, score: float) -> list[Passage]:

@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     embedder: Literal["minilm", "openai"] = "minilm"
     embed_model: str = "text-embedding-3-small"
     embed_base_url: str | None = None
-    embed_batch_size: int = Field(default=8, ge=1, le=256)
+    embed_batch_size: int = Field(default=2, ge=1, le=256)
+    # Run the MiniLM through onnxruntime's fused attention/GELU kernels (same vectors, faster).
+    embed_fused_graph: bool = True
 
     # Chunking.
     chunk_tokens: int = Field(default=230, ge=32, le=240)

@@ -46,6 +46,11 @@ class StoredChunk:
     text: str
     metadata: dict[str, Any]
 
+    @classmethod
+    def from_chroma(cls, chunk_id: str, text: str | None, meta: Any) -> StoredChunk:
+        """One row of a Chroma ``get``/``query`` result (missing text or metadata as empty)."""
+        return cls(chunk_id, text or "", dict(meta or {}))
+
 
 def make_client(settings: Settings) -> Any:
     prepare()
@@ -133,7 +138,7 @@ class Store:
                 return
             docs = page.get("documents") or [""] * len(ids)
             for cid, text, meta in zip(ids, docs, page["metadatas"], strict=True):
-                yield StoredChunk(cid, text or "", dict(meta or {}))
+                yield StoredChunk.from_chroma(cid, text, meta)
             offset += len(ids)
 
     def doc_states(self) -> dict[str, DocState]:
@@ -162,7 +167,7 @@ class Store:
             return {}
         page = self.collection.get(ids=list(ids), include=["metadatas", "documents"])
         return {
-            cid: StoredChunk(cid, text or "", dict(meta or {}))
+            cid: StoredChunk.from_chroma(cid, text, meta)
             for cid, text, meta in zip(
                 page["ids"], page["documents"], page["metadatas"], strict=True
             )
@@ -188,7 +193,7 @@ class Store:
             result["distances"][0],
             strict=True,
         ):
-            out.append((StoredChunk(cid, text or "", dict(meta or {})), 1.0 - float(dist)))
+            out.append((StoredChunk.from_chroma(cid, text, meta), 1.0 - float(dist)))
         return out
 
     # -- writes ------------------------------------------------------------------------------

@@ -4,6 +4,10 @@
       Ingest throughput (chunks/s, articles/s, peak RSS) of ``newsdesk ingest`` against the plain
       LangChain recipe (RecursiveCharacterTextSplitter + Chroma.from_documents) on the same model,
       each run in its own subprocess, alternating, in one run of this script.
+  python benchmarks/bench.py embed [--texts 400] [--reps 2]
+      The embedder alone on newsdesk's chunks of RealTime QA articles: the plain way of running
+      the model, and MiniLMEmbeddings with the shipped or the fused graph at two batch budgets,
+      each configuration in its own subprocess (chunks/s, peak RSS).
   python benchmarks/bench.py query --home DIR [--questions 100]
       Latency p50/p95 of ``search`` and extractive ``ask`` over a home that holds the RealTime QA
       dev corpus, next to plain dense ``Chroma.similarity_search`` in the same process.
@@ -161,6 +165,63 @@ def bench_ingest(args: argparse.Namespace) -> None:
         )
 
 
+EMBED_CONFIGS = {  # name: (fused graph, batch budget); "plain" is PlainOnnxEmbeddings
+    "plain": (False, 0),
+    "shipped-graph-b8": (False, 8),
+    "shipped-graph-b2": (False, 2),
+    "fused-graph-b8": (True, 8),
+    "fused-graph-b2": (True, 2),
+}
+
+
+def _embed_child(config: str, texts_file: Path) -> dict[str, Any]:
+    from assistant.embeddings import MiniLMEmbeddings
+
+    texts = json.loads(texts_file.read_text(encoding="utf-8"))
+    fused, budget = EMBED_CONFIGS[config]
+    emb: Any = PlainOnnxEmbeddings() if config == "plain" else MiniLMEmbeddings(budget, fused=fused)
+    emb.embed_documents(texts[:16])  # session created, first run done
+    start = time.perf_counter()
+    emb.embed_documents(texts)
+    return {"chunks_per_s": len(texts) / (time.perf_counter() - start)}
+
+
+def bench_embed(args: argparse.Namespace) -> None:
+    from ingest.chunking import chunk_text
+    from ingest.pipeline import embed_text
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = _sample(args.texts // 5, Path(tmp))
+        texts: list[str] = []
+        for line in sample.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            texts += [
+                embed_text(row.get("title", ""), c.text, c.tokens) for c in chunk_text(row["text"])
+            ]
+        texts = texts[: args.texts]
+        texts_file = Path(tmp) / "texts.json"
+        texts_file.write_text(json.dumps(texts), encoding="utf-8")
+        results: dict[str, list[dict[str, Any]]] = {c: [] for c in EMBED_CONFIGS}
+        for rep in range(args.reps):
+            configs = list(EMBED_CONFIGS) if rep % 2 == 0 else list(EMBED_CONFIGS)[::-1]
+            for config in configs:
+                out = subprocess.run(
+                    [sys.executable, __file__, "child-embed", config, str(texts_file)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                results[config].append(r)
+                print(f"rep {rep} {config:18} {json.dumps({k: round(v, 1) for k, v in r.items()})}")
+    print(f"\n{len(texts)} chunks, {args.reps} reps, medians:")
+    base = statistics.median(r["chunks_per_s"] for r in results["plain"])
+    for config, rs in results.items():
+        cps = statistics.median(r["chunks_per_s"] for r in rs)
+        rss = max(r["rss_mb"] for r in rs)
+        print(f"{config:18} chunks/s={cps:6.1f} x plain={cps / base:4.2f} peak_rss_mb={rss:5.0f}")
+
+
 def _percentiles(samples: list[float]) -> str:
     s = sorted(samples)
     p95 = s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
@@ -206,6 +267,12 @@ def main() -> None:
     p.add_argument("kind")
     p.add_argument("sample", type=Path)
     p.add_argument("home", type=Path)
+    p = sub.add_parser("embed")
+    p.add_argument("--texts", type=int, default=400)
+    p.add_argument("--reps", type=int, default=2)
+    p = sub.add_parser("child-embed")  # one measured embedder configuration
+    p.add_argument("config", choices=list(EMBED_CONFIGS))
+    p.add_argument("texts_file", type=Path)
     p = sub.add_parser("query")
     p.add_argument("--home", required=True)
     p.add_argument("--questions", type=int, default=100)
@@ -217,6 +284,12 @@ def main() -> None:
             result = _run_plain(args.sample, args.home, args.kind)
         result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
+    elif args.cmd == "child-embed":
+        result = _embed_child(args.config, args.texts_file)
+        result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+    elif args.cmd == "embed":
+        bench_embed(args)
     elif args.cmd == "ingest":
         bench_ingest(args)
     else:
