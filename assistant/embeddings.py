@@ -56,14 +56,13 @@ class MiniLMEmbeddings(Embeddings):
         workers: int | None = None,
         *,
         fused: bool = True,
-        cache_dir: Path | None = None,
     ) -> None:
         self.batch_size = batch_size
-        self.fused = fused  # fused attention/GELU kernels: same vectors, ~1.35x faster
-        self.cache_dir = cache_dir  # where the fused graph is kept between processes
+        self.fused = fused  # fused attention/GELU kernels: same vectors, ~1.3x faster
+        self.graph = ""  # "fused" or "shipped" once the session exists
         # ``batch_size`` is counted in full-length (256 piece) texts; shorter texts batch more.
-        # Small batches are both faster and leaner on the fused graph: 48 chunks/s at ~410 MB
-        # peak with 2, against 37 at ~590 MB with 8 (docs/benchmarks.md).
+        # Small batches are faster and leaner on the fused graph: 47.6 chunks/s at 406 MB peak
+        # with 2, against 41.5 at 562 MB with 8 (docs/benchmarks.md).
         # One single-threaded ONNX run per core beats one run spread over all cores: measured
         # 42 vs 23 chunks/s on 2 cores (docs/benchmarks.md).
         self.workers = workers or min(len(os.sched_getaffinity(0)), 8)
@@ -94,13 +93,26 @@ class MiniLMEmbeddings(Embeddings):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         if self.fused:
-            from assistant.minilm_graph import fused_model
+            from assistant.minilm_graph import fuse
 
             try:
-                fused = fused_model(data, self.cache_dir)
-                return ort.InferenceSession(fused, opts, providers=["CPUExecutionProvider"])
+                fused = fuse(data)
+                session = ort.InferenceSession(fused, opts, providers=["CPUExecutionProvider"])
+                probe = np.array([[101, 7592, 102, 0], [101, 7592, 2088, 102]], dtype=np.int64)
+                session.run(  # the fused kernels must run here too, padding included
+                    None,
+                    {
+                        "input_ids": probe,
+                        "attention_mask": (probe > 0).astype(np.int64),
+                        "token_type_ids": np.zeros_like(probe),
+                    },
+                )
+                self.graph = "fused"
+                return session
             except Exception as exc:  # a speed-up must never cost the embedder
                 log.warning("using the unfused embedding graph: %s", exc)
+                self.fused = False  # not retried when the session is recreated
+        self.graph = "shipped"
         return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
     def _batches(self, lengths: list[int], order: list[int]) -> list[list[int]]:
@@ -188,7 +200,6 @@ def make_embedder(settings: Settings) -> Embeddings:
         return MiniLMEmbeddings(
             batch_size=settings.embed_batch_size,
             fused=settings.embed_fused_graph,
-            cache_dir=settings.cache_path / "models",
         )
     if not (settings.embed_base_url or settings.openai_api_key):
         raise ConfigError(

@@ -91,12 +91,22 @@ class Store:
     def vectorstore(self) -> Any:
         from langchain_chroma import Chroma
 
-        return Chroma(
+        ef_search = self.settings.hnsw_ef_search
+        store = Chroma(
             client=self.client,
             collection_name=self.name,
             embedding_function=self.embedder,
-            collection_metadata={"hnsw:space": "cosine", "embedder": self.embedder_id},
+            collection_metadata={"embedder": self.embedder_id},
+            # "space" only here: Chroma takes the legacy "hnsw:space" metadata key as well, but
+            # a collection given both silently falls back to L2
+            collection_configuration={"hnsw": {"space": "cosine", "ef_search": ef_search}},
         )
+        collection = store._collection
+        hnsw = (getattr(collection, "configuration_json", None) or {}).get("hnsw") or {}
+        if hnsw.get("ef_search") not in (None, ef_search):  # an older collection or a new setting
+            collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
+            log.info("collection %r: HNSW ef_search now %s", self.name, ef_search)
+        return store
 
     @property
     def collection(self) -> Any:

@@ -520,6 +520,29 @@ def test_stored_vectors_and_bm25_are_usable(examples: Ingested, embedder: MiniLM
     assert top and top[0][0].startswith(f"{borrell}:")
 
 
+def test_collection_uses_cosine_and_the_configured_hnsw_breadth(
+    tmp_path: Path, embedder: MiniLMEmbeddings
+) -> None:
+    import chromadb
+
+    settings = load_settings(home=tmp_path / "home", hnsw_ef_search=321)
+    store = Store(settings, embedder)
+    store.upsert(["a:0"], ["text"], [{"doc_id": "a"}], embedder.embed_array(["text"]))
+    hnsw = store.collection.configuration_json["hnsw"]
+    assert (hnsw["space"], hnsw["ef_search"]) == ("cosine", 321)
+    hits = store.query(embedder.embed_query("text"), 1)
+    assert hits[0][1] == pytest.approx(1.0, abs=1e-4)  # cosine similarity, not an L2 distance
+    # a collection made before the setting existed (legacy metadata, Chroma's default breadth)
+    client = chromadb.PersistentClient(str(tmp_path / "legacy"))
+    client.create_collection(
+        "news", metadata={"hnsw:space": "cosine", "embedder": MINILM}, embedding_function=None
+    )
+    old = Store(load_settings(home=tmp_path / "legacy-home"), embedder, client)
+    hnsw = old.collection.configuration_json["hnsw"]
+    assert (hnsw["space"], hnsw["ef_search"]) == ("cosine", 500)
+    assert old.manifest()["embedder"] == MINILM
+
+
 # ----------------------------------------------------------- 2. unchanged, changed, pruned
 
 
