@@ -98,6 +98,7 @@ class MiniLMEmbeddings(Embeddings):
             try:
                 fused = fuse(data)
                 session = ort.InferenceSession(fused, opts, providers=["CPUExecutionProvider"])
+                # [CLS] hello [SEP] [PAD] / [CLS] hello world [SEP]
                 probe = np.array([[101, 7592, 102, 0], [101, 7592, 2088, 102]], dtype=np.int64)
                 session.run(  # the fused kernels must run here too, padding included
                     None,

@@ -18,13 +18,9 @@ Anything else raises ``RewriteError`` and the caller keeps the shipped graph.
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
-log = logging.getLogger(__name__)
-
-REWRITE_VERSION = 1
 NUM_HEADS = 12
 LAYERS = 6
 _MASK = "newsdesk_key_padding_mask"
