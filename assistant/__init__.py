@@ -31,7 +31,7 @@ __all__ = [
 
 @lru_cache(maxsize=4)
 def _assistant(settings: Settings) -> Any:
-    from assistant.core import Assistant
+    from assistant.answering.pipeline import Assistant
 
     return Assistant(settings)
 

@@ -46,7 +46,7 @@ class PlainOnnxEmbeddings:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        from assistant.embeddings import minilm_files
+        from assistant.models.embeddings import minilm_files
 
         model, tok = minilm_files()
         self.tokenizer = Tokenizer.from_file(str(tok))
@@ -105,7 +105,7 @@ def _run_plain(sample: Path, home: Path, embedder: str) -> dict[str, Any]:
     from langchain_core.documents import Document
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from assistant.embeddings import MiniLMEmbeddings
+    from assistant.models.embeddings import MiniLMEmbeddings
 
     start = time.perf_counter()
     rows = [json.loads(line) for line in sample.read_text(encoding="utf-8").splitlines()]
@@ -175,7 +175,7 @@ EMBED_CONFIGS = {  # name: (fused graph, batch budget); "plain" is PlainOnnxEmbe
 
 
 def _embed_child(config: str, texts_file: Path) -> dict[str, Any]:
-    from assistant.embeddings import MiniLMEmbeddings
+    from assistant.models.embeddings import MiniLMEmbeddings
 
     texts = json.loads(texts_file.read_text(encoding="utf-8"))
     fused, budget = EMBED_CONFIGS[config]
@@ -231,7 +231,7 @@ def _percentiles(samples: list[float]) -> str:
 
 
 def bench_query(args: argparse.Namespace) -> None:
-    from assistant.core import Assistant
+    from assistant.answering.pipeline import Assistant
     from assistant.settings import load_settings
 
     questions = [

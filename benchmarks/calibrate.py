@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.retrieval import Relevance, Retriever
+from assistant.index.retrieval import Relevance, Retriever
 from assistant.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

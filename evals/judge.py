@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from assistant import prompts
+from assistant.answering.verify import SupportChecker
 from assistant.errors import LLMError
-from assistant.llm import complete
+from assistant.models.llm import complete
 from assistant.settings import Settings
 from assistant.types import Passage, Usage
-from assistant.verify import SupportChecker
 
 log = logging.getLogger(__name__)
 OFFLINE_TIER = "offline-proxy"
 
 
 class OfflineJudge:
-    """Embedding similarity + content-word overlap + number/date fidelity (``assistant.verify``)."""
+    """Embedding similarity + content-word overlap + number/date fidelity (``assistant.answering.verify``)."""
 
     tier = OFFLINE_TIER
 

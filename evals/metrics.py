@@ -13,9 +13,9 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from assistant.answering.verify import MARKER, Claim, clean_markers, split_claims
 from assistant.text import content_terms, numbers_and_dates, numbers_supported
 from assistant.types import says_abstain
-from assistant.verify import MARKER, Claim, clean_markers, split_claims
 from evals.stats import mean_ci
 from evals.stats import percentile as percentile  # re-exported: cost and latency metrics
 
@@ -240,7 +240,7 @@ class CitationResult:
 
 
 def is_abstention(answer_text: str) -> bool:
-    """Empty, or says the app's abstention sentence (the test ``assistant.core`` uses)."""
+    """Empty, or says the app's abstention sentence (the test ``assistant.answering.pipeline`` uses)."""
     return not answer_text.strip() or says_abstain(answer_text)
 
 

@@ -1,4 +1,4 @@
-"""Run a suite: ingest its corpus, answer every case through ``assistant.core``, score, write.
+"""Run a suite: ingest its corpus, answer every case through ``assistant.answering.pipeline``, score, write.
 
 Outputs in ``--out``: ``results.jsonl`` (one line per case: retrieved ids, answer, citations,
 scores, timings), ``summary.json`` (manifest + aggregates + gate), ``summary.md`` and a
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import prompts
-from assistant.core import Assistant
+from assistant.answering.pipeline import Assistant
 from assistant.settings import Settings, load_settings
 from assistant.types import Answer, Filters, Turn
 from evals import metrics as m

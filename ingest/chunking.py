@@ -40,7 +40,7 @@ def _encoding():  # type: ignore[no-untyped-def]
 def _wordpiece():  # type: ignore[no-untyped-def]
     from tokenizers import Tokenizer
 
-    from assistant.embeddings import minilm_files
+    from assistant.models.embeddings import minilm_files
 
     tokenizer = Tokenizer.from_file(str(minilm_files()[1]))
     tokenizer.no_truncation()

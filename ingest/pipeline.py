@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from assistant.embeddings import MAX_PIECES, MiniLMEmbeddings, embed_array
 from assistant.errors import EmbedderMismatchError, InputError
-from assistant.lexical import LexicalStore, index_text
+from assistant.index.lexical import LexicalStore, index_text
+from assistant.index.store import DocState, Store
+from assistant.models.embeddings import MAX_PIECES, MiniLMEmbeddings, embed_array
 from assistant.settings import Settings
-from assistant.store import DocState, Store
 from ingest.chunking import Chunk, chunk_text, chunker_id, count_tokens
 from ingest.loaders import SUFFIXES, Article, LoadError, Skipped, load_path
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.embeddings import MiniLMEmbeddings
+from assistant.models.embeddings import MiniLMEmbeddings
 from assistant.settings import Settings, load_settings
 from tests.fake_openai import FakeOpenAI
 

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from assistant import prompts
-from assistant.core import Assistant
-from assistant.embeddings import MiniLMEmbeddings
+from assistant.answering.pipeline import Assistant
+from assistant.answering.verify import check_citations
 from assistant.errors import PromptError
+from assistant.index.store import Store
+from assistant.models.embeddings import MiniLMEmbeddings
 from assistant.settings import Settings, load_settings
-from assistant.store import Store
 from assistant.types import ABSTAIN_TEXT, Answer, Filters, TextDelta, Turn
-from assistant.verify import check_citations
 from ingest.pipeline import ingest_paths
 from tests.conftest import EXAMPLES
 from tests.fake_openai import FakeOpenAI, Reply

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.core import Assistant
-from assistant.embeddings import MiniLMEmbeddings
+from assistant.answering.pipeline import Assistant
+from assistant.index.store import Store
+from assistant.models.embeddings import MiniLMEmbeddings
 from assistant.settings import load_settings
-from assistant.store import Store
 from ingest.pipeline import ingest_paths
 from tests.conftest import EXAMPLES
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cli import main
+from assistant.surfaces.cli import main
 from tests.conftest import EXAMPLES
 
 PASSAGE_KEYS = {"rank", "doc_id", "chunk_id", "score", "title", "source", "published_at", "text"}

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant import minilm_graph
-from assistant.embeddings import MAX_PIECES, MiniLMEmbeddings, minilm_files
-from assistant.minilm_graph import RewriteError, fuse
+from assistant.models import minilm_graph
+from assistant.models.embeddings import MAX_PIECES, MiniLMEmbeddings, minilm_files
+from assistant.models.minilm_graph import RewriteError, fuse
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "articles"
 
@@ -115,7 +115,7 @@ def test_embedder_keeps_the_original_graph_when_the_rewrite_fails(
 
     monkeypatch.setattr(minilm_graph, "fuse", refuse)
     fallback = MiniLMEmbeddings(fused=True)
-    with caplog.at_level(logging.WARNING, logger="assistant.embeddings"):
+    with caplog.at_level(logging.WARNING, logger="assistant.models.embeddings"):
         vectors = fallback.embed_array(_texts())
     assert "unfused embedding graph: structure changed" in caplog.text
     assert fallback.graph == "shipped" and not fallback.fused

@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from assistant import prompts
-from assistant.cli import main
-from assistant.core import Assistant
+from assistant.answering.pipeline import Assistant
+from assistant.surfaces.cli import main
 from assistant.types import Answer, Turn
 from evals.dataset import load_cases, load_suite
 from evals.report import markdown

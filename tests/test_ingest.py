@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.embeddings import MiniLMEmbeddings, minilm_files
 from assistant.errors import EmbedderMismatchError
-from assistant.lexical import LexicalStore, index_text
+from assistant.index.lexical import LexicalStore, index_text
+from assistant.index.store import Store, StoredChunk
+from assistant.models.embeddings import MiniLMEmbeddings, minilm_files
 from assistant.settings import Settings, load_settings
-from assistant.store import Store, StoredChunk
 from ingest import pipeline
 from ingest.chunking import chunk_text, chunker_id, count_tokens
 from ingest.loaders import Article, LoadError, Skipped, load_path, path_doc_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.extractive import speaker_of
+from assistant.answering.extractive import speaker_of
 from assistant.text import (
     content_terms,
     numbers_and_dates,

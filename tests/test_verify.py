@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.embeddings import MiniLMEmbeddings
-from assistant.types import Passage
-from assistant.verify import (
+from assistant.answering.verify import (
     SEMANTIC_MIN,
     SupportChecker,
     check_citations,
@@ -14,6 +12,8 @@ from assistant.verify import (
     split_claims,
     strip_markers,
 )
+from assistant.models.embeddings import MiniLMEmbeddings
+from assistant.types import Passage
 
 WANG = (
     "Chinese Foreign Minister Wang Yi held his annual press conference in Beijing on March 7, "

@@ -15,13 +15,14 @@ from datetime import date
 from typing import Any
 
 from assistant import prompts
-from assistant.choice import choose_extractive, parse_choice
+from assistant.answering.choice import choose_extractive, parse_choice
+from assistant.answering.extractive import NOTICE, Evidence, compose, score_sentences, select
+from assistant.answering.verify import SupportChecker, check_citations
 from assistant.errors import EmptyCollectionError, LLMError
-from assistant.extractive import NOTICE, Evidence, compose, score_sentences, select
-from assistant.llm import complete, make_chat, stream
-from assistant.retrieval import Retriever, diversify
+from assistant.index.retrieval import Retriever, diversify
+from assistant.index.store import Store
+from assistant.models.llm import complete, make_chat, stream
 from assistant.settings import Settings, load_settings
-from assistant.store import Store
 from assistant.types import (
     ABSTAIN_TEXT,
     Answer,
@@ -32,7 +33,6 @@ from assistant.types import (
     Usage,
     says_abstain,
 )
-from assistant.verify import SupportChecker, check_citations
 
 log = logging.getLogger(__name__)
 _FOLLOW_UP = re.compile(

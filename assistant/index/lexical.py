@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from assistant.index.store import Store
 from assistant.settings import Settings
-from assistant.store import Store
 from assistant.text import STOPWORDS
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.sentvec import SentenceVectors
+from assistant.answering.sentvec import SentenceVectors
 from assistant.text import content_terms, overlap
 from assistant.types import Citation, Passage
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from assistant.extractive import Evidence
+from assistant.answering.extractive import Evidence
 from assistant.text import content_terms, overlap
 
 

@@ -93,7 +93,7 @@ class MiniLMEmbeddings(Embeddings):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         if self.fused:
-            from assistant.minilm_graph import fuse
+            from assistant.models.minilm_graph import fuse
 
             try:
                 fused = fuse(data)

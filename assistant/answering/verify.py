@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from assistant.embeddings import embed_array
-from assistant.sentvec import SentenceVectors
+from assistant.answering.sentvec import SentenceVectors
+from assistant.models.embeddings import embed_array
 from assistant.text import content_terms, numbers_supported, overlap, sentence_spans
 from assistant.types import Citation, Passage
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from assistant.embeddings import embed_array
+from assistant.models.embeddings import embed_array
 from assistant.text import sentence_spans
 from assistant.types import Passage
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from assistant.embeddings import embedder_id, make_embedder
 from assistant.errors import EmbedderMismatchError, StoreError
+from assistant.models.embeddings import embedder_id, make_embedder
 from assistant.offline import prepare
 from assistant.settings import Settings
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.embeddings import embed_array
-from assistant.lexical import LexicalStore
+from assistant.index.lexical import LexicalStore
+from assistant.index.store import Store, StoredChunk
+from assistant.models.embeddings import embed_array
 from assistant.settings import Settings
-from assistant.store import Store, StoredChunk
 from assistant.types import Filters, Passage
 
 log = logging.getLogger(__name__)

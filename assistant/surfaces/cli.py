@@ -168,8 +168,8 @@ def ask(
     as_json: Json = False,
 ) -> None:
     """Answer a question with numbered citations to passages of your articles."""
-    from assistant.core import Assistant
-    from assistant.render import render_answer
+    from assistant.answering.pipeline import Assistant
+    from assistant.surfaces.render import render_answer
 
     if (question is None) == (file is None):
         raise typer.BadParameter(
@@ -214,8 +214,8 @@ def search(
     as_json: Json = False,
 ) -> None:
     """Show the passages retrieval finds for a query (no answer)."""
-    from assistant.core import Assistant
-    from assistant.render import render_passages
+    from assistant.answering.pipeline import Assistant
+    from assistant.surfaces.render import render_passages
 
     passages = Assistant(_settings(collection)).search(query, _filters(since, until, source), k)
     if as_json:
@@ -227,7 +227,7 @@ def search(
 @app.command()
 def stats(collection: Collection = None, as_json: Json = False) -> None:
     """What is stored: documents, chunks, embedder and where the data lives."""
-    from assistant.store import Store
+    from assistant.index.store import Store
 
     settings = _settings(collection)
     store = Store(settings)
