@@ -29,7 +29,7 @@ OFFLINE_TIER = "offline-proxy"
 
 
 class OfflineJudge:
-    """Embedding similarity + content-word overlap + number/date fidelity (``assistant.answering.verify``)."""
+    """Embedding similarity + content-word overlap + number/date fidelity (answering.verify)."""
 
     tier = OFFLINE_TIER
 

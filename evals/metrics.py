@@ -240,7 +240,7 @@ class CitationResult:
 
 
 def is_abstention(answer_text: str) -> bool:
-    """Empty, or says the app's abstention sentence (the test ``assistant.answering.pipeline`` uses)."""
+    """Empty, or says the app's abstention sentence (as the answer pipeline does)."""
     return not answer_text.strip() or says_abstain(answer_text)
 
 

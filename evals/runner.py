@@ -1,4 +1,4 @@
-"""Run a suite: ingest its corpus, answer every case through ``assistant.answering.pipeline``, score, write.
+"""Run a suite: ingest its corpus, answer every case through the core, score, write.
 
 Outputs in ``--out``: ``results.jsonl`` (one line per case: retrieved ids, answer, citations,
 scores, timings), ``summary.json`` (manifest + aggregates + gate), ``summary.md`` and a
