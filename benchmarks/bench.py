@@ -231,20 +231,21 @@ def _percentiles(samples: list[float]) -> str:
 
 
 def bench_query(args: argparse.Namespace) -> None:
-    from assistant.answering.pipeline import Assistant
+    from assistant.desk import Desk
     from assistant.settings import load_settings
 
     questions = [
         json.loads(line)["question"]
         for line in (RTQA / "questions.dev.jsonl").read_text(encoding="utf-8").splitlines()
     ][: args.questions]
-    assistant = Assistant(load_settings(home=Path(args.home), extractive=True))
+    assistant = Desk(load_settings(home=Path(args.home), extractive=True))
     assistant.search("warm up the model and the BM25 index")
     timings: dict[str, list[float]] = {"dense-only (plain Chroma)": [], "search": [], "ask": []}
-    vs = assistant.store.vectorstore
+    collection = assistant.store.collection
+    embedder = assistant.store.embedder
     for q in questions:
         t = time.perf_counter()
-        vs.similarity_search(q, k=6)
+        collection.query(query_embeddings=[embedder.embed_query(q)], n_results=6)
         timings["dense-only (plain Chroma)"].append((time.perf_counter() - t) * 1e3)
         t = time.perf_counter()
         assistant.search(q)

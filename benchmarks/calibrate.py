@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from assistant.index.retrieval import Relevance, Retriever
+from assistant.desk import Desk
+from assistant.index.retriever import Relevance
 from assistant.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,11 +50,11 @@ def rtqa_cases() -> list[Case]:
 
 def measure(home: Path, cases: list[Case]) -> list[tuple[Relevance, bool]]:
     """Retrieval as ``ask`` does it (question plus options), relevance of the question."""
-    retriever = Retriever(load_settings(home=home))
+    search = Desk(load_settings(home=home)).search_engine
     out = []
     for question, answerable, choices in cases:
-        passages = retriever.retrieve(" ".join([question, *choices])).passages
-        out.append((retriever.relevance(question, passages), answerable))
+        found = search.retrieve(" ".join([question, *choices]))
+        out.append((search.relevance(question, found.passages, found.lexical), answerable))
     return out
 
 

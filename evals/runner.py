@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import prompts
-from assistant.answering.pipeline import Assistant
+from assistant.desk import Desk
 from assistant.settings import Settings, load_settings
 from assistant.types import Answer, Filters, Turn
 from evals import metrics as m
@@ -143,17 +143,19 @@ def case_filters(case: Case, scope_days: int | None) -> Filters | None:
 
 
 def _run_case(
-    assistant: Assistant, case: Case, k: int, judge: m.Judge, filters: Filters | None
+    assistant: Desk, case: Case, k: int, judge: m.Judge, filters: Filters | None
 ) -> dict[str, Any]:
     history: list[Turn] = []
     for earlier in case.history:
-        history.append(Turn(earlier, assistant.answer(earlier, history, filters)))
+        history.append(Turn(earlier, assistant.answer(earlier, history=history, filters=filters)))
     t = time.perf_counter()
-    answer = assistant.answer(case.question, history, filters, choices=case.choices)
+    answer = assistant.answer(
+        case.question, history=history, filters=filters, choices=case.choices
+    )
     standalone = answer.standalone_question or case.question
     query = " ".join([standalone, *(case.choices or [])])  # what the answer retrieved with
     search_t = time.perf_counter()
-    ranked = assistant.search(query, filters, k=k)
+    ranked = assistant.search(query, filters=filters, k=k)
     search_ms = (time.perf_counter() - search_t) * 1e3
     scores = _retrieval_scores(case, [p.doc_id for p in ranked], [p.text for p in ranked])
     scores.update(_answer_scores(case, answer, judge))
@@ -185,7 +187,7 @@ def judge_cache_dir() -> Path:
     return Path(base) / "newsdesk" / "judge"
 
 
-def corpus_fingerprint(assistant: Assistant) -> str:
+def corpus_fingerprint(assistant: Desk) -> str:
     states = assistant.store.doc_states()
     payload = "\n".join(f"{d}:{s.content_hash}" for d, s in sorted(states.items()))
     return hashlib.sha256(payload.encode()).hexdigest()[:16] + f":{len(states)}docs"
@@ -211,10 +213,10 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
     report = ingest_paths(_corpus_paths(suite, cases, opts), settings)
     if report.skipped:
         log.warning("%d corpus inputs skipped while ingesting", len(report.skipped))
-    assistant = Assistant(settings)
+    assistant = Desk(settings)
     judge = make_judge(
         settings, assistant.checker, judge_cache_dir(),
-        assistant.chat if settings.use_llm else None,
+        assistant.pipeline.chat if settings.use_llm else None,
     )  # fmt: skip
     records: list[dict[str, Any]] = []
     with (opts.out / "results.jsonl").open("w", encoding="utf-8") as fh:

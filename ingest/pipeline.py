@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import EmbedderMismatchError, InputError
-from assistant.index.lexical import LexicalStore, index_text
-from assistant.index.store import DocState, Store
+from assistant.index.lexical import LexicalStore, SnapshotInvalid, index_text
+from assistant.index.locks import writer_lock
+from assistant.index.schema import ChunkMeta, chunk_id
+from assistant.index.store import GENERATION, WRITING, DocState, Store
 from assistant.models.embeddings import MAX_PIECES, MiniLMEmbeddings, embed_array
 from assistant.settings import Settings
 from ingest.chunking import Chunk, chunk_text, chunker_id, count_tokens
@@ -44,6 +47,7 @@ class IngestReport:
     chunks: int = 0
     seconds: float = 0.0
     skipped: list[Skipped] = field(default_factory=list)
+    generation: int = 0  # the index generation readers see after this ingest
 
     @property
     def chunks_per_s(self) -> float:
@@ -63,6 +67,7 @@ class IngestReport:
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
             "chunks_per_s": round(self.chunks_per_s, 1),
+            "generation": self.generation,
             "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
         }
 
@@ -98,23 +103,22 @@ def discover(args: Iterable[str]) -> tuple[list[Path], list[Skipped]]:
 
 
 def _metadata(article: Article, chunk: Chunk, n_chunks: int, chunker: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "doc_id": article.doc_id,
-        "chunk_index": chunk.index,
-        "n_chunks": n_chunks,
-        "start": chunk.start,
-        "end": chunk.end,
-        "content_hash": article.content_hash,
-        "chunker": chunker,
-        "path": article.path,
-    }
-    for key in ("title", "source", "url", "author", "published_at"):
-        value = getattr(article, key)
-        if value:
-            meta[key] = value
-    if article.published_ts is not None:
-        meta["published_ts"] = article.published_ts
-    return meta
+    return ChunkMeta(
+        doc_id=article.doc_id,
+        chunk_index=chunk.index,
+        n_chunks=n_chunks,
+        start=chunk.start,
+        end=chunk.end,
+        content_hash=article.content_hash,
+        chunker=chunker,
+        path=article.path,
+        title=article.title,
+        source=article.source,
+        url=article.url,
+        author=article.author,
+        published_at=article.published_at,
+        published_ts=article.published_ts,
+    ).to_chroma()
 
 
 class _Writer:
@@ -137,7 +141,7 @@ class _Writer:
         if replace:
             self.to_delete.append(article.doc_id)
         for chunk in chunks:
-            self.ids.append(f"{article.doc_id}:{chunk.index}")
+            self.ids.append(chunk_id(article.doc_id, chunk.index))
             self.texts.append(chunk.text)
             self.embed_texts.append(embed_text(article.title, chunk.text, chunk.tokens))
             self.metas.append(_metadata(article, chunk, len(chunks), chunker))
@@ -219,7 +223,7 @@ def reembed(settings: Settings, store: Store) -> Store:
 
     The old collection stays intact until the new one is complete.
     """
-    tmp = Store(settings, store.embedder, store.client, name=f"{store.name}-reembed")
+    tmp = store.sibling(f"{store.name}-reembed")
     if tmp.exists():
         tmp.drop()
     batch: list[Any] = []
@@ -244,11 +248,11 @@ def reembed(settings: Settings, store: Store) -> Store:
     tmp.set_manifest(**old_meta, embedder=store.embedder_id)
     # rename, never drop first: a run killed in between leaves the data under a known name
     old = f"{store.name}-pre-reembed"
-    store.collection.modify(name=old)
-    tmp.collection.modify(name=store.name)
-    store.client.delete_collection(old)
+    store.rename(old)
+    tmp.rename(store.name)
+    store.sibling(old).drop()
     log.info("re-embedded collection %r with %s", store.name, store.embedder_id)
-    return Store(settings, store.embedder, store.client)
+    return store.sibling(store.name)
 
 
 def _load_and_write(
@@ -300,9 +304,23 @@ def ingest_paths(
     prune: bool = False,
     reembed_all: bool = False,
     progress: Progress | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Ingest under the collection's writer lock (a second ingest waits, saying for whom)."""
+    store = store or Store(settings)
+    with writer_lock(settings, store.name, on_wait):
+        return _ingest_locked(paths, settings, store, prune, reembed_all, progress)
+
+
+def _ingest_locked(
+    paths: Iterable[str],
+    settings: Settings,
+    store: Store,
+    prune: bool,
+    reembed_all: bool,
+    progress: Progress | None,
 ) -> IngestReport:
     started = time.perf_counter()
-    store = store or Store(settings)
     report = IngestReport()
     chunker = chunker_id(settings.chunk_tokens, settings.chunk_overlap_tokens)
     manifest = store.manifest()
@@ -310,18 +328,21 @@ def ingest_paths(
         built_with = manifest.get("embedder")
         if built_with and built_with != store.embedder_id:
             store = reembed(settings, store)
+            manifest = {**store.manifest(), WRITING: "re-embedded"}
     else:
-        store.check_embedder()
+        store.check_embedder(manifest)
         if manifest.get("chunker") not in (None, chunker):
             raise EmbedderMismatchError(
                 f"collection {store.name!r} was chunked with {manifest['chunker']}, settings ask "
                 f"for {chunker}; re-ingest with `newsdesk ingest --reembed PATH...`"
             )
+    # a run killed before it finished left this behind: its changes still need a snapshot
+    interrupted = bool(manifest.get(WRITING))
+    generation = int(manifest.get(GENERATION, 0))
     files, report.skipped = discover(paths)
     report.files = len(files)
     states = store.doc_states()
-    lexical = LexicalStore.beside(settings, store)
-    lexical.mark_dirty()  # cleared once the BM25 index matches the collection again
+    store.set_manifest(**{WRITING: f"pid {os.getpid()}"})
     writer = _Writer(store, progress)
     try:
         seen, loaded = _load_and_write(files, settings, states, chunker, writer, report)
@@ -333,7 +354,7 @@ def ingest_paths(
     finally:
         report.chunks = writer.done
     if isinstance(store.embedder, MiniLMEmbeddings):
-        store.embedder.release()  # the BM25 rebuild below needs the memory more
+        store.embedder.release()  # the BM25 build below needs the memory more
 
     if prune:
         # gone: the file no longer exists, or it was read in full and no longer holds the id
@@ -346,13 +367,26 @@ def ingest_paths(
         ]
         store.delete_docs(removed)
         report.removed = len(removed)
-    manifest = store.manifest()
     if manifest.get("chunker") != chunker or manifest.get("embedder") is None:
         store.set_manifest(chunker=chunker, embedder=store.embedder_id)
-    if report.chunks or report.removed or not lexical.is_current(store):
-        lexical.rebuild(store)
-    lexical.dirty_marker.unlink(missing_ok=True)
+    snapshots = LexicalStore.beside(settings, store)
+    changed = bool(report.chunks or report.removed or report.updated or interrupted)
+    if changed or not _snapshot_ok(snapshots, generation):
+        # readers switch to the new generation only once its snapshot is complete
+        generation += 1
+        snapshots.build(store, generation)
+    store.set_manifest(**{GENERATION: generation, WRITING: None})
+    report.generation = generation
     report.seconds = time.perf_counter() - started
     for item in report.skipped:
         log.info("skipped %s", item)
     return report
+
+
+def _snapshot_ok(snapshots: LexicalStore, generation: int) -> bool:
+    try:
+        snapshots.load(generation)
+    except SnapshotInvalid as exc:
+        log.warning("%s; rebuilding the BM25 index", exc)
+        return False
+    return True

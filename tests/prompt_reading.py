@@ -7,7 +7,7 @@ from typing import Any
 
 from assistant.text import sentence_spans
 
-_BLOCK = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: )", re.S | re.M)
+_BLOCK = re.compile(r'<passage n="(\d+)"[^>]*>\n(.*?)\n</passage>', re.S)
 
 
 def prompt_of(request: dict[str, Any]) -> str:
@@ -18,7 +18,7 @@ def prompt_of(request: dict[str, Any]) -> str:
 
 def passages_in(prompt: str) -> dict[int, str]:
     """The numbered passages of an answer or choice prompt: {n: text}."""
-    body = prompt.split("\nPassages:\n", 1)[1]
+    body = prompt.split("<passages>", 1)[1]
     return {int(m.group(1)): m.group(2) for m in _BLOCK.finditer(body)}
 
 

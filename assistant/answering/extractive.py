@@ -124,7 +124,7 @@ def compose(picked: list[Evidence]) -> tuple[str, list[Citation]]:
             lines.append(f"- {e.text}{said} [{n}]")
             # the quote is the best-scoring sentence taken from that passage, verbatim
             if n not in citations or e.score > best_score[n]:
-                citations[n] = Citation(n, e.passage, e.text, supported=True)
+                citations[n] = Citation(n=n, passage=e.passage, quote=e.text, supported=True)
                 best_score[n] = e.score
         lines.append("")
     return "\n".join(lines).strip(), [citations[n] for n in sorted(citations)]

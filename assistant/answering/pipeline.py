@@ -1,33 +1,48 @@
-"""The one core call every surface uses: ``Assistant.answer`` (and its streaming form).
+"""The staged answer pipeline every surface goes through (via ``Desk``).
 
-Flow: condense a follow-up into a standalone question, retrieve (hybrid + per-article cap),
-abstain when nothing is relevant enough, then answer with the LLM (checked citations) or
-extractively. LLM failures fall back to the extractive answer with a one-line notice.
+Stages, each a method below: condense a follow-up into a standalone question; retrieve (hybrid,
+per-article cap, passages of the last answer carried over); gate (abstain when nothing is
+relevant enough); then generate with the LLM and check its citations, or extract the best
+evidence sentences; finish (multiple-choice pick, timings, usage). LLM failures fall back to
+the extractive answer with a one-line notice. Per-question state lives in :class:`Run`; the
+pipeline object itself is shared by every thread.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from assistant import prompts
 from assistant.answering.choice import choose_extractive, parse_choice
+from assistant.answering.condense import accept_rewrite, naive_condense
+from assistant.answering.context import (
+    count_tokens,
+    fit_passages,
+    format_history,
+    format_passages,
+)
 from assistant.answering.extractive import NOTICE, Evidence, compose, score_sentences, select
 from assistant.answering.verify import SupportChecker, check_citations
-from assistant.errors import EmptyCollectionError, LLMError
-from assistant.index.retrieval import Retriever, diversify
-from assistant.index.store import Store
+from assistant.errors import LLMError
+from assistant.index.retriever import HybridSearch, Retrieved, diversify
+from assistant.index.schema import compile_filters
 from assistant.models.llm import complete, make_chat, stream
-from assistant.settings import Settings, load_settings
+from assistant.settings import Settings
 from assistant.types import (
     ABSTAIN_TEXT,
     Answer,
+    Event,
     Filters,
+    Final,
+    Notice,
     Passage,
+    PassagesFound,
     TextDelta,
     Turn,
     Usage,
@@ -35,268 +50,233 @@ from assistant.types import (
 )
 
 log = logging.getLogger(__name__)
-_FOLLOW_UP = re.compile(
-    r"^(and|but|also|what about|how about|why|so)\b|\b(it|its|they|them|their|he|him|his|she|her|"
-    r"that|this|those|these|there)\b",
-    re.I,
-)
+_FRAME_TOKENS = 64  # tags, "Question:" and message framing around the parts we count
 
 
-def format_passages(passages: Sequence[Passage]) -> str:
-    blocks = []
-    for p in passages:
-        head = " · ".join(x for x in (p.title, p.source, p.published_at[:10]) if x)
-        blocks.append(f"[{p.rank}] {head}\n{p.text}")
-    return "\n\n".join(blocks)
+@dataclass(frozen=True)
+class Request:
+    question: str
+    history: tuple[Turn, ...] = ()
+    filters: Filters | None = None
+    k: int | None = None
+    extractive: bool | None = None  # None: as the settings say
+    choices: tuple[str, ...] = ()
 
 
-class Assistant:
-    """Holds the store, retriever and model client; cheap to call many times."""
+@dataclass
+class Run:
+    """One question's working state."""
 
-    def __init__(self, settings: Settings | None = None, store: Store | None = None) -> None:
-        self.settings = settings or load_settings()
+    request: Request
+    use_llm: bool
+    started: float = field(default_factory=time.perf_counter)
+    usage: Usage = field(default_factory=Usage)
+    timings: dict[str, float] = field(default_factory=dict)
+    notice: str = ""
+    standalone: str = ""
+    found: Retrieved | None = None
+    passages: list[Passage] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def fallback(self, exc: LLMError) -> Notice:
+        self.use_llm = False
+        self.notice = f"{exc}; showing an extractive answer instead."
+        return Notice(kind="fallback", text=self.notice)
+
+
+class AnswerPipeline:
+    def __init__(self, settings: Settings, search: HybridSearch, checker: SupportChecker) -> None:
+        self.settings = settings
+        self.search = search
+        self.checker = checker
         self.prompts = prompts.load_all()  # placeholder errors surface at start-up
-        self.store = store or Store(self.settings)
-        self.retriever = Retriever(self.settings, self.store)
-        self.checker = SupportChecker(self.store.embedder)
         self._chat: Any = None
+        self._chat_lock = threading.Lock()
 
     @property
     def chat(self) -> Any:
-        if self._chat is None:
-            self._chat = make_chat(self.settings)
-        return self._chat
+        with self._chat_lock:
+            if self._chat is None:
+                self._chat = make_chat(self.settings)
+            return self._chat
 
-    def _require_documents(self) -> None:
-        self.store.check_embedder()
-        if self.store.count() == 0:
-            raise EmptyCollectionError(
-                f"nothing is ingested in collection {self.store.name!r} yet; "
-                "run `newsdesk ingest PATH...` first"
-            )
+    def run(self, request: Request) -> Iterator[Event]:
+        """Passages found, then text deltas and notices, then the final checked answer."""
+        extractive = self.settings.extractive if request.extractive is None else request.extractive
+        run = Run(request, use_llm=self.settings.llm_configured and not extractive)
+        yield from self._condense(run)
+        self._retrieve(run)
+        yield PassagesFound(passages=run.passages, standalone_question=run.standalone)
+        if not self._relevant(run):
+            yield Notice(kind="abstain", text="No passage is relevant enough to answer from.")
+            yield TextDelta(text=ABSTAIN_TEXT)
+            yield Final(answer=self._finish(run, self._abstention(run)))
+            return
+        if run.use_llm:
+            answer = yield from self._generate(run)
+            if answer is not None:
+                yield Final(answer=self._finish(run, answer))
+                return
+        answer = self._extract(run)
+        yield TextDelta(text=answer.text)
+        yield Final(answer=self._finish(run, answer))
 
-    # -- search ------------------------------------------------------------------------------
-    def search(
-        self, query: str, filters: Filters | None = None, k: int | None = None
-    ) -> list[Passage]:
-        self._require_documents()
-        return self.retriever.retrieve(query, filters, k).passages
-
-    # -- answer ------------------------------------------------------------------------------
-    def answer(
-        self,
-        question: str,
-        history: Sequence[Turn] | None = None,
-        filters: Filters | None = None,
-        **options: Any,
-    ) -> Answer:
-        final: Answer | None = None
-        for event in self.answer_stream(question, history, filters, **options):
-            if isinstance(event, Answer):
-                final = event
-        assert final is not None
-        return final
-
-    def answer_stream(
-        self,
-        question: str,
-        history: Sequence[Turn] | None = None,
-        filters: Filters | None = None,
-        *,
-        k: int | None = None,
-        extractive: bool | None = None,
-        choices: Sequence[str] | None = None,
-    ) -> Iterator[TextDelta | Answer]:
-        """Text deltas as they are produced, then the final checked :class:`Answer`.
-
-        The deltas are provisional: the model's raw text, before citation checks (which may drop
-        markers or turn the reply into an abstention) and before a mid-stream failure switches
-        to the extractive answer. Surfaces that stream must re-render from the final Answer.
-        """
-        started = time.perf_counter()
-        question = question.strip()
-        self._require_documents()
-        use_llm = self.settings.llm_configured and not (
-            self.settings.extractive if extractive is None else extractive
+    # -- stages ------------------------------------------------------------------------------
+    def _condense(self, run: Run) -> Iterator[Event]:
+        question, history = run.request.question, run.request.history
+        run.standalone = question
+        if not history:
+            return
+        if not run.use_llm:
+            run.standalone = naive_condense(question, history)
+            return
+        budget = max(self.settings.llm_context_tokens // 4, 256)
+        model = self.settings.llm_model
+        messages = self.prompts["condense"].messages(
+            history=format_history(history, budget, model), question=question
         )
-        usage = Usage()
-        timings: dict[str, float] = {}
-        notice = ""
+        try:
+            rewritten = complete(self.chat, messages, run.usage)
+        except LLMError as exc:  # don't wait out a second failure on the answer itself
+            yield run.fallback(exc)
+            run.standalone = naive_condense(question, history)
+            return
+        run.standalone = accept_rewrite(rewritten, question, history)
 
-        standalone = question
-        if history:
-            try:
-                standalone = self._condense(question, history, use_llm, usage)
-            except LLMError as exc:  # don't wait out a second failure on the answer itself
-                notice = f"{exc}; showing an extractive answer instead."
-                standalone = _naive_condense(question, history)
-                use_llm = False
+    def _retrieve(self, run: Run) -> None:
         t = time.perf_counter()
+        request = run.request
         # with options to choose from, the evidence sought is about the options too
-        query = " ".join([standalone, *(choices or [])])
-        found = self.retriever.candidates(query, filters)
+        query = " ".join([run.standalone, *request.choices])
+        compiled = compile_filters(request.filters)
+        found = self.search.candidates(query, compiled)
         pool = found.passages
-        previous = history[-1].answer if history else None
-        if previous and not previous.abstained and not (filters and filters.active):
+        previous = request.history[-1].answer if request.history else None
+        if previous and not previous.abstained:
             # a follow-up may lean on the passages the last answer used: ranked after this
             # question's own, with their similarity to this question (not the last one)
             seen = {p.chunk_id for p in pool}
             carried = [p.chunk_id for p in previous.passages if p.chunk_id not in seen]
             floor = pool[-1].score * 0.99 if pool else 0.0
-            pool += self.retriever.passages_by_id(carried, found.query_vector, floor)
-        passages = diversify(pool, k or self.settings.k, self.settings.per_article_cap)
-        timings.update(found.timings)
-        timings["retrieve_ms"] = (time.perf_counter() - t) * 1e3
-        relevance = self.retriever.relevance(standalone, passages)
-        evidence: list[Evidence] = []
+            pool += self.search.passages_by_id(
+                carried, found.query_vector, floor, found.lexical, compiled
+            )
+        run.found = found
+        run.passages = diversify(pool, request.k or self.settings.k, self.settings.per_article_cap)
+        run.timings.update(found.timings)
+        run.timings["retrieve_ms"] = (time.perf_counter() - t) * 1e3
 
-        def finish(answer: Answer) -> Answer:
-            answer.standalone_question = standalone
-            answer.usage = usage
-            if choices:
-                if not evidence:
-                    evidence.extend(
-                        score_sentences(
-                            standalone, found.query_vector, passages, self.checker.sentences
-                        )
-                    )
-                answer.choice = self._choose(
-                    standalone, choices, passages, use_llm, usage, evidence
-                )
-            answer.timings = {**timings, "total_ms": (time.perf_counter() - started) * 1e3}
-            return answer
-
-        if not relevance.enough(
+    def _relevant(self, run: Run) -> bool:
+        assert run.found is not None
+        relevance = self.search.relevance(run.standalone, run.passages, run.found.lexical)
+        enough = relevance.enough(
             self.settings.abstain_min_score, self.settings.abstain_dense_weight
-        ):
+        )
+        if not enough:
             log.info("abstaining: %s", relevance)
-            yield TextDelta(ABSTAIN_TEXT)
-            yield finish(
-                _abstention(question, "llm" if use_llm else "extractive", notice, passages)
-            )
-            return
+        return enough
 
-        if use_llm:
-            t = time.perf_counter()
-            try:
-                pieces: list[str] = []
-                prompt = self.prompts["answer"].render(
-                    question=standalone,
-                    passages=format_passages(passages),
-                    today=date.today().isoformat(),
-                    abstain_text=ABSTAIN_TEXT,
-                )
-                for delta in stream(self.chat, prompt, usage):
-                    pieces.append(delta)
-                    yield TextDelta(delta)
-                timings["generate_ms"] = (time.perf_counter() - t) * 1e3
-                yield finish(self._checked(question, "".join(pieces), passages, notice, timings))
-                return
-            except LLMError as exc:
-                notice = f"{exc}; showing an extractive answer instead."
-
+    def _generate(self, run: Run) -> Generator[Event, None, Answer | None]:
+        """The LLM's answer, citations checked; ``None`` after a failure (then extractive)."""
         t = time.perf_counter()
-        evidence.extend(
-            score_sentences(standalone, found.query_vector, passages, self.checker.sentences)
-        )
-        picked = select(evidence)
-        text, citations = compose(picked)
-        timings["extract_ms"] = (time.perf_counter() - t) * 1e3
-        if not picked:
-            yield TextDelta(ABSTAIN_TEXT)
-            yield finish(_abstention(question, "extractive", notice, passages))
-            return
-        yield TextDelta(text)
-        yield finish(
-            Answer(
-                question=question,
-                text=text,
-                mode="extractive",
-                abstained=False,
-                citations=citations,
-                passages=passages,
-                notice=(notice + " " + NOTICE).strip() if notice else NOTICE,
-            )
-        )
+        model = self.settings.llm_model
+        values = {
+            "question": run.standalone,
+            "today": date.today().isoformat(),
+            "abstain_text": ABSTAIN_TEXT,
+            "passages": "",
+        }
+        prompt = self.prompts["answer"]
+        fixed = count_tokens(prompt.render(**values), model) + _FRAME_TOKENS
+        budget = self.settings.llm_context_tokens - self.settings.llm_max_tokens - fixed
+        shown = fit_passages(run.passages, budget, model)
+        if len(shown) < len(run.passages):
+            log.info("context budget: %d of %d passages sent", len(shown), len(run.passages))
+        messages = prompt.messages(**{**values, "passages": format_passages(shown)})
+        pieces: list[str] = []
+        try:
+            for delta in stream(self.chat, messages, run.usage):
+                pieces.append(delta)
+                yield TextDelta(text=delta)
+        except LLMError as exc:
+            yield run.fallback(exc)
+            return None
+        run.timings["generate_ms"] = (time.perf_counter() - t) * 1e3
+        return self._checked(run, "".join(pieces), shown)
 
-    # -- helpers -----------------------------------------------------------------------------
-    def _checked(
-        self,
-        question: str,
-        raw: str,
-        passages: list[Passage],
-        notice: str,
-        timings: dict[str, float],
-    ) -> Answer:
+    def _checked(self, run: Run, raw: str, shown: list[Passage]) -> Answer:
         t = time.perf_counter()
-        text, claims, citations, dropped = check_citations(raw.strip(), passages, self.checker)
-        timings["verify_ms"] = (time.perf_counter() - t) * 1e3
+        text, claims, citations, dropped = check_citations(raw.strip(), shown, self.checker)
+        run.timings["verify_ms"] = (time.perf_counter() - t) * 1e3
         if dropped:
             log.info("removed %d citation(s) to passages that do not exist", dropped)
         said_abstain = says_abstain(raw)
         if said_abstain or not any(c.supported for c in claims):
-            reason = "" if said_abstain else "no claim in the model's answer was supported; "
-            return _abstention(question, "llm", notice + reason, passages)
+            if not said_abstain:
+                run.notice += "no claim in the model's answer was supported; "
+            return self._abstention(run)
+        return self._answer(run, text, "llm", citations, run.notice.strip())
+
+    def _extract(self, run: Run) -> Answer:
+        t = time.perf_counter()
+        picked = select(self._evidence(run))
+        text, citations = compose(picked)
+        run.timings["extract_ms"] = (time.perf_counter() - t) * 1e3
+        if not picked:
+            return self._abstention(run)
+        notice = f"{run.notice} {NOTICE}".strip()
+        return self._answer(run, text, "extractive", citations, notice)
+
+    def _finish(self, run: Run, answer: Answer) -> Answer:
+        answer.standalone_question = run.standalone
+        answer.usage = run.usage
+        if run.request.choices and not answer.abstained:
+            answer.choice = self._choose(run)
+        answer.timings = {**run.timings, "total_ms": (time.perf_counter() - run.started) * 1e3}
+        return answer
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _evidence(self, run: Run) -> list[Evidence]:
+        if not run.evidence:
+            assert run.found is not None
+            run.evidence = score_sentences(
+                run.standalone, run.found.query_vector, run.passages, self.checker.sentences
+            )
+        return run.evidence
+
+    def _answer(self, run: Run, text: str, mode: str, citations: Any, notice: str) -> Answer:
         return Answer(
-            question=question,
+            question=run.request.question,
             text=text,
-            mode="llm",
+            mode=mode,  # type: ignore[arg-type]
             abstained=False,
             citations=citations,
-            passages=passages,
-            notice=notice.strip(),
+            passages=run.passages,
+            notice=notice,
         )
 
-    def _condense(self, question: str, history: Sequence[Turn], use_llm: bool, usage: Usage) -> str:
-        if not use_llm:
-            return _naive_condense(question, history)
-        lines = []
-        for turn in history[-3:]:
-            lines.append(f"User: {turn.question}")
-            lines.append(f"Assistant: {turn.answer.text[:600]}")
-        prompt = self.prompts["condense"].render(history="\n".join(lines), question=question)
-        rewritten = complete(self.chat, prompt, usage)
-        return rewritten.splitlines()[0].strip() if rewritten else question
+    def _abstention(self, run: Run) -> Answer:
+        """Cites nothing; the passages that were looked at are still reported."""
+        return Answer(
+            question=run.request.question,
+            text=ABSTAIN_TEXT,
+            mode="llm" if run.use_llm else "extractive",
+            abstained=True,
+            passages=run.passages,
+            notice=run.notice.strip().rstrip(";"),
+        )
 
-    def _choose(
-        self,
-        question: str,
-        choices: Sequence[str],
-        passages: list[Passage],
-        use_llm: bool,
-        usage: Usage,
-        evidence: list[Evidence],
-    ) -> str:
-        if use_llm:
+    def _choose(self, run: Run) -> str:
+        choices: Sequence[str] = run.request.choices
+        if run.use_llm:
             options = "\n".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(choices))
-            prompt = self.prompts["choice"].render(
-                question=question, passages=format_passages(passages), options=options
+            messages = self.prompts["choice"].messages(
+                question=run.standalone, passages=format_passages(run.passages), options=options
             )
             try:
-                picked = parse_choice(complete(self.chat, prompt, usage), choices)
+                picked = parse_choice(complete(self.chat, messages, run.usage), choices)
                 if picked is not None:
                     return picked
             except LLMError as exc:
                 log.warning("choice by LLM failed (%s); scoring options against evidence", exc)
-        return choose_extractive(question, choices, evidence)
-
-
-def _naive_condense(question: str, history: Sequence[Turn]) -> str:
-    """Without a model: prefix an elliptical follow-up with the previous standalone question."""
-    last = history[-1]
-    previous = last.answer.standalone_question or last.question
-    if len(question.split()) <= 6 or _FOLLOW_UP.search(question):
-        return f"{previous} {question}"
-    return question
-
-
-def _abstention(question: str, mode: str, notice: str, passages: list[Passage]) -> Answer:
-    """Cites nothing; the passages that were looked at are still reported."""
-    return Answer(
-        question=question,
-        text=ABSTAIN_TEXT,
-        mode=mode,  # type: ignore[arg-type]
-        abstained=True,
-        passages=passages,
-        notice=notice.strip().rstrip(";"),
-    )
+        return choose_extractive(run.standalone, choices, self._evidence(run))

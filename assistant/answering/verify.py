@@ -128,6 +128,11 @@ def check_citations(
         supports = verdicts[n]
         best = max(supports, key=lambda s: s.semantic)
         citations.append(
-            Citation(n, passages[n - 1], best.quote, all(s.supported for s in supports))
+            Citation(
+                n=n,
+                passage=passages[n - 1],
+                quote=best.quote,
+                supported=all(s.supported for s in supports),
+            )
         )
     return cleaned, claims, citations, dropped

@@ -1,30 +1,45 @@
-"""BM25 over the same chunks Chroma holds, persisted beside Chroma and kept in step with it.
+"""BM25 over the chunks Chroma holds: one immutable snapshot per index generation.
 
-The index is rebuilt from the collection itself (the single source of truth) at the end of each
-ingest that changed something. ``state.json`` records how many chunks it was built from; a query
-that finds the collection's count changed, or an ingest's ``dirty`` marker left behind by a
-killed run, rebuilds it first.
+Only writers build: an ingest that changed the collection builds the snapshot of the next
+generation from Chroma itself (the single source of truth), writes it beside the store, and
+only then advances the generation in the collection's manifest. A reader that sees the new
+generation loads that snapshot and swaps it in whole; nothing is rebuilt on a question's path.
+
+A snapshot also keeps each chunk's dense vector (float16), so chunks that only BM25 found get
+their similarity to the question without asking Chroma for vectors (which a long-lived reader
+cannot do for chunks another process added). Each snapshot has a manifest with its counts and
+the sha256 of every file; a snapshot that fails those checks is invalid and is rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from assistant.index.store import Store
+from assistant.index.schema import NO_TIMESTAMP, CompiledFilters
+from assistant.index.store import Store, StoredChunk
 from assistant.settings import Settings
 from assistant.text import STOPWORDS
 
 log = logging.getLogger(__name__)
 _STOP = sorted(STOPWORDS - {"new"})
+_KEEP = 2  # snapshots kept: the newest and the one before (a reader may be loading it)
+FORMAT = 2
+
+
+class SnapshotInvalid(Exception):
+    """A snapshot that is missing, truncated or inconsistent (``str()`` says how)."""
 
 
 def index_text(title: str, text: str) -> str:
@@ -53,15 +68,27 @@ def terms(text: str) -> list[str]:
 
 @dataclass
 class LexicalIndex:
+    """One loaded snapshot. Read-only after loading, so threads share it freely."""
+
+    generation: int
     retriever: Any
     ids: list[str]
     doc_ids: np.ndarray
-    published_ts: np.ndarray  # -1 when unknown
+    published_ts: np.ndarray  # NO_TIMESTAMP when unknown
     sources: np.ndarray
+    vectors: np.ndarray  # float16, one row per id
+    position: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.position = {cid: i for i, cid in enumerate(self.ids)}
 
     @property
     def size(self) -> int:
         return len(self.ids)
+
+    def vector(self, chunk_id: str) -> np.ndarray | None:
+        i = self.position.get(chunk_id)
+        return None if i is None else self.vectors[i].astype(np.float32)
 
     def doc_freq(self, term: str) -> int:
         if self.retriever is None:
@@ -84,71 +111,58 @@ class LexicalIndex:
         return sum(weight[t] for t in wanted & present) / total if total else 0.0
 
     def search(
-        self,
-        query: str,
-        n: int,
-        since: int | None = None,
-        until: int | None = None,
-        source: str | None = None,
+        self, query: str, n: int, filters: CompiledFilters | None = None
     ) -> list[tuple[str, float]]:
-        if not self.ids:
+        if not self.ids or self.retriever is None:
             return []
-        mask = np.ones(len(self.ids), dtype=bool)
-        if since is not None:
-            mask &= self.published_ts >= since
-        if until is not None:
-            mask &= (self.published_ts >= 0) & (self.published_ts <= until)
-        if source is not None:
-            mask &= self.sources == source
+        mask = filters.mask(self.published_ts, self.sources) if filters else None
         tokens = _tokenize([query])
         if not tokens.ids or not tokens.ids[0]:
             return []
         k = min(n, len(self.ids))
-        weight = None if mask.all() else mask.astype(np.float32)
+        weight = None if mask is None else mask.astype(np.float32)
         docs, scores = self.retriever.retrieve(
             tokens, k=k, show_progress=False, weight_mask=weight, n_threads=1
         )
         return [
             (self.ids[int(i)], float(s))
             for i, s in zip(docs[0], scores[0], strict=True)
-            if s > 0 and mask[int(i)]
+            if s > 0 and (mask is None or mask[int(i)])
         ]
 
 
+def _digest(folder: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != "manifest.json":
+            out[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
 class LexicalStore:
+    """The snapshots of one collection, under ``<home>/bm25/<collection>/gen-<N>``."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._index: LexicalIndex | None = None
-        self._loaded_state: dict[str, Any] | None = None
 
     @classmethod
     def beside(cls, settings: Settings, store: Store) -> LexicalStore:
         return cls(settings.home / "bm25" / store.name)
 
-    @property
-    def dirty_marker(self) -> Path:
-        return self.path / "dirty"
+    def folder(self, generation: int) -> Path:
+        return self.path / f"gen-{generation}"
 
-    def mark_dirty(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.dirty_marker.touch()
+    def generations(self) -> list[int]:
+        found = []
+        for child in self.path.glob("gen-*") if self.path.is_dir() else []:
+            suffix = child.name[4:]
+            if suffix.isdigit() and (child / "manifest.json").is_file():
+                found.append(int(suffix))
+        return sorted(found)
 
-    def state(self) -> dict[str, Any] | None:
-        try:
-            return json.loads((self.path / "state.json").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def is_current(self, store: Store) -> bool:
-        state = self.state()
-        return (
-            state is not None
-            and not self.dirty_marker.exists()
-            and state.get("count") == store.count()
-            and state.get("collection") == store.name
-        )
-
-    def rebuild(self, store: Store) -> None:
+    # -- writers ---------------------------------------------------------------------------
+    def build(self, store: Store, generation: int) -> LexicalIndex:
+        """Build the snapshot of ``generation`` from the collection (writers only)."""
         import bm25s
 
         started = time.perf_counter()
@@ -157,56 +171,92 @@ class LexicalStore:
         doc_ids: list[str] = []
         stamps: list[int] = []
         sources: list[str] = []
-        for chunk in store.iter_chunks():
-            meta = chunk.metadata
+        vectors: list[np.ndarray] = []
+        for item in store.iter_chunks(include_vectors=True):
+            chunk, vector = item  # type: ignore[misc]
+            assert isinstance(chunk, StoredChunk)
+            meta = chunk.meta
             ids.append(chunk.chunk_id)
-            texts.append(index_text(str(meta.get("title", "")), chunk.text))
-            doc_ids.append(str(meta.get("doc_id", "")))
-            stamps.append(int(meta.get("published_ts", -1)))
-            sources.append(str(meta.get("source", "")))
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+            texts.append(index_text(meta.title, chunk.text))
+            doc_ids.append(meta.doc_id)
+            stamps.append(NO_TIMESTAMP if meta.published_ts is None else meta.published_ts)
+            sources.append(meta.source)
+            vectors.append(vector.astype(np.float16))
+        tmp = self.path / f".build-{uuid.uuid4().hex[:8]}"  # never shared by two builders
         tmp.mkdir(parents=True)
-        if ids:
-            retriever = bm25s.BM25(k1=1.2, b=0.75)
-            retriever.index(_tokenize(texts), show_progress=False)
-            retriever.save(str(tmp / "bm25"), show_progress=False)
-        np.savez(
-            tmp / "meta.npz",
-            doc_ids=np.array(doc_ids, dtype=str),
-            published_ts=np.array(stamps, dtype=np.int64),
-            sources=np.array(sources, dtype=str),
+        try:
+            if ids:
+                retriever = bm25s.BM25(k1=1.2, b=0.75)
+                retriever.index(_tokenize(texts), show_progress=False)
+                retriever.save(str(tmp / "bm25"), show_progress=False)
+            np.savez(
+                tmp / "meta.npz",
+                doc_ids=np.array(doc_ids, dtype=str),
+                published_ts=np.array(stamps, dtype=np.int64),
+                sources=np.array(sources, dtype=str),
+            )
+            dim = vectors[0].shape[0] if vectors else 0
+            np.save(tmp / "vectors.npy", np.stack(vectors) if vectors else np.zeros((0, dim)))
+            (tmp / "ids.json").write_text(json.dumps(ids))
+            manifest = {
+                "format": FORMAT,
+                "generation": generation,
+                "collection": store.name,
+                "count": len(ids),
+                "files": _digest(tmp),
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest))
+            target = self.folder(generation)
+            if target.exists():  # an invalid or half-replaced snapshot of this generation
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._prune(keep_from=generation)
+        log.info(
+            "BM25 snapshot %d built: %d chunks in %.1fs",
+            generation,
+            len(ids),
+            time.perf_counter() - started,
         )
-        (tmp / "ids.json").write_text(json.dumps(ids))
-        (tmp / "state.json").write_text(json.dumps({"count": len(ids), "collection": store.name}))
-        old = self.path.with_name(self.path.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.path.exists():
-            self.path.rename(old)
-        tmp.rename(self.path)
-        shutil.rmtree(old, ignore_errors=True)
-        self._index = None
-        log.info("BM25 index rebuilt: %d chunks in %.1fs", len(ids), time.perf_counter() - started)
+        return self.load(generation)
 
-    def load(self, store: Store) -> LexicalIndex:
-        """The index, rebuilt first if it is missing or behind the collection."""
-        if (
-            self._index is not None
-            and self._loaded_state == self.state()
-            and not self.dirty_marker.exists()
-            and len(self._index.ids) == store.count()
-        ):
-            return self._index
-        if not self.is_current(store):
-            log.warning("BM25 index out of step with collection %r; rebuilding", store.name)
-            self.rebuild(store)
+    def _prune(self, keep_from: int) -> None:
+        gens = self.generations()
+        for gen in gens[:-_KEEP]:
+            if gen < keep_from:
+                shutil.rmtree(self.folder(gen), ignore_errors=True)
+        for legacy in ("ids.json", "meta.npz", "state.json", "dirty"):  # the old, single index
+            (self.path / legacy).unlink(missing_ok=True)
+        shutil.rmtree(self.path / "bm25", ignore_errors=True)
+
+    # -- readers ---------------------------------------------------------------------------
+    def load(self, generation: int) -> LexicalIndex:
+        """The snapshot of ``generation``, checked; :class:`SnapshotInvalid` if it fails."""
         import bm25s
 
-        ids = json.loads((self.path / "ids.json").read_text())
-        meta = np.load(self.path / "meta.npz")
-        retriever = bm25s.BM25.load(str(self.path / "bm25"), show_progress=False) if ids else None
-        self._index = LexicalIndex(
-            retriever, ids, meta["doc_ids"], meta["published_ts"], meta["sources"]
-        )
-        self._loaded_state = self.state()
-        return self._index
+        folder = self.folder(generation)
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except FileNotFoundError:
+            raise SnapshotInvalid(f"no BM25 snapshot for generation {generation}") from None
+        except (OSError, ValueError) as exc:
+            raise SnapshotInvalid(f"{folder}/manifest.json is unreadable ({exc})") from None
+        if manifest.get("format") != FORMAT or manifest.get("generation") != generation:
+            raise SnapshotInvalid(f"{folder} is of another format or generation")
+        if _digest(folder) != manifest.get("files"):
+            raise SnapshotInvalid(f"{folder}: files do not match their checksums")
+        try:
+            ids = json.loads((folder / "ids.json").read_text())
+            meta = np.load(folder / "meta.npz")
+            vectors = np.load(folder / "vectors.npy")
+            retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if ids else None
+            arrays = (meta["doc_ids"], meta["published_ts"], meta["sources"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise SnapshotInvalid(f"{folder} cannot be read ({exc})") from None
+        sizes = {len(ids), manifest["count"], vectors.shape[0], *(len(a) for a in arrays)}
+        if retriever is not None:
+            sizes.add(int(retriever.scores["num_docs"]))
+        if len(sizes) != 1 or len(set(ids)) != len(ids):
+            raise SnapshotInvalid(f"{folder}: ids, arrays and index disagree in size")
+        return LexicalIndex(generation, retriever, ids, *arrays, vectors)

@@ -1,30 +1,41 @@
-"""The Chroma collection that holds passages, reached through ``langchain-chroma``.
+"""The Chroma collection that holds passages, through Chroma's public client API.
 
-Embedded ``PersistentClient`` under the data home by default, a Chroma server
-(``chroma run``) when ``NEWSDESK_CHROMA_HOST`` is set. The collection's metadata records the
-embedder and chunker that built it; opening it with another embedder is an
-:class:`EmbedderMismatchError`, so vectors from two models are never mixed. Chroma's own default
-embedding function is never used: every vector comes from our embedder.
+Embedded ``PersistentClient`` under the data home by default, a Chroma server (``chroma run``)
+when ``NEWSDESK_CHROMA_HOST`` is set. The collection's metadata is the store's manifest: the
+embedder and chunker that built it (opening it with another embedder is an
+:class:`EmbedderMismatchError`), and the index **generation**, which every completed ingest
+advances. Chroma's own default embedding function is never used.
+
+Long-lived readers: an embedded client keeps its vector index in memory and does not see what
+another process adds (asking it for a new id's vector fails with "Error finding id"). So one
+:class:`Connection` per store location is shared by everything in a process, and
+:meth:`Connection.reopen` replaces its client once a new generation appears, waiting until no
+thread is inside a Chroma call. Every Chroma failure becomes a one-line :class:`StoreError`, and
+the connection is reopened on the next call.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from assistant.errors import EmbedderMismatchError, StoreError
+from assistant.index.locks import ReadWriteLock, open_lock
+from assistant.index.schema import ChunkMeta
 from assistant.models.embeddings import embedder_id, make_embedder
-from assistant.offline import prepare
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
 _PAGE = 2000
+T = TypeVar("T")
+GENERATION = "generation"
+WRITING = "writing"  # set while an ingest runs; left behind by a killed one
 
 
 @dataclass
@@ -51,9 +62,22 @@ class StoredChunk:
         """One row of a Chroma ``get``/``query`` result (missing text or metadata as empty)."""
         return cls(chunk_id, text or "", dict(meta or {}))
 
+    @property
+    def meta(self) -> ChunkMeta:
+        return ChunkMeta.from_chroma(self.metadata)
+
+    @property
+    def present(self) -> bool:
+        """False for a row another process deleted after our index found it."""
+        return bool(self.text) and "doc_id" in self.metadata
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
 
 def make_client(settings: Settings) -> Any:
-    prepare()
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -64,15 +88,79 @@ def make_client(settings: Settings) -> Any:
                 host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
             )
         settings.chroma_path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+        with open_lock(settings):
+            return chromadb.PersistentClient(
+                path=str(settings.chroma_path), settings=chroma_settings
+            )
     except Exception as exc:  # chromadb raises many types; all mean the same to a user
         raise StoreError(
-            f"cannot open the Chroma store at {settings.describe_store()}: {exc}"
+            f"cannot open the Chroma store at {settings.describe_store()}: {_one_line(exc)}"
         ) from None
 
 
+class Connection:
+    """The Chroma client of one store location, shared by every user in the process."""
+
+    _registry: ClassVar[dict[str, Connection]] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        self.epoch = 0  # advances on every reopen
+        self._client = client
+        self._owned = client is None  # a client handed in is the caller's to close
+        self._rw = ReadWriteLock()
+        self._create = threading.Lock()
+
+    @classmethod
+    def shared(cls, settings: Settings) -> Connection:
+        key = settings.describe_store()
+        with cls._registry_lock:
+            conn = cls._registry.get(key)
+            if conn is None:
+                conn = cls._registry[key] = cls(settings)
+            return conn
+
+    def call(self, what: str, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(client)`` with the client held; a Chroma failure becomes a StoreError."""
+        epoch = self.epoch
+        try:
+            with self._rw.reading():
+                epoch = self.epoch
+                with self._create:
+                    if self._client is None:
+                        self._client = make_client(self.settings)
+                    client = self._client
+                return fn(client)
+        except (StoreError, EmbedderMismatchError):
+            raise
+        except Exception as exc:
+            log.warning("Chroma failed while %s: %s", what, exc)
+            self.reopen(epoch)
+            raise StoreError(
+                f"the Chroma store at {self.settings.describe_store()} failed while {what}: "
+                f"{_one_line(exc)}"
+            ) from exc
+
+    def reopen(self, seen_epoch: int) -> None:
+        """Drop the client (the next call opens a fresh one), unless someone already did
+        since ``seen_epoch``. Waits until no thread is inside a Chroma call."""
+        if not self._owned:
+            return
+        with self._rw.writing():
+            if self.epoch != seen_epoch:
+                return
+            client, self._client = self._client, None
+            self.epoch += 1
+            if client is not None:
+                try:
+                    client.close()
+                except Exception as exc:  # a broken client may fail to close; drop it anyway
+                    log.debug("closing the Chroma client failed: %s", exc)
+
+
 class Store:
-    """One collection of passages plus the bookkeeping ingest needs."""
+    """One collection of passages plus the bookkeeping ingest needs. Thread-safe."""
 
     def __init__(
         self,
@@ -85,43 +173,66 @@ class Store:
         self.name = name or settings.collection
         self.embedder = embedder or make_embedder(settings)
         self.embedder_id = embedder_id(settings)
-        self.client = client or make_client(settings)
+        self.connection = Connection(settings, client) if client else Connection.shared(settings)
+        self._collection: tuple[int, Any] | None = None
+        self._lock = threading.Lock()
 
-    @cached_property
-    def vectorstore(self) -> Any:
-        from langchain_chroma import Chroma
+    def sibling(self, name: str) -> Store:
+        """Another collection through the same connection and embedder."""
+        other = Store.__new__(Store)
+        other.__dict__.update(self.__dict__)
+        other.name, other._collection, other._lock = name, None, threading.Lock()
+        return other
 
-        ef_search = self.settings.hnsw_ef_search
-        store = Chroma(
-            client=self.client,
-            collection_name=self.name,
-            embedding_function=self.embedder,
-            collection_metadata={"embedder": self.embedder_id},
-            # "space" only here: Chroma takes the legacy "hnsw:space" metadata key as well, but
-            # a collection given both silently falls back to L2
-            collection_configuration={"hnsw": {"space": "cosine", "ef_search": ef_search}},
-        )
-        collection = store._collection
-        hnsw = (getattr(collection, "configuration_json", None) or {}).get("hnsw") or {}
-        if hnsw.get("ef_search") not in (None, ef_search):  # an older collection or a new setting
-            collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
-            log.info("collection %r: HNSW ef_search now %s", self.name, ef_search)
-        return store
+    # -- the collection ----------------------------------------------------------------------
+    def _open(self, client: Any) -> Any:
+        """The collection object for the current client (created on first use)."""
+        with self._lock:
+            cached = self._collection
+            if cached is not None and cached[0] == self.connection.epoch:
+                return cached[1]
+            ef_search = self.settings.hnsw_ef_search
+            collection = client.get_or_create_collection(
+                self.name,
+                metadata={"embedder": self.embedder_id},
+                # "space" only here: Chroma takes the legacy "hnsw:space" metadata key as well,
+                # but a collection given both silently falls back to L2
+                configuration={"hnsw": {"space": "cosine", "ef_search": ef_search}},
+                embedding_function=None,
+            )
+            hnsw = (getattr(collection, "configuration_json", None) or {}).get("hnsw") or {}
+            if hnsw.get("ef_search") not in (None, ef_search):  # an older collection
+                collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
+                log.info("collection %r: HNSW ef_search now %s", self.name, ef_search)
+            self._collection = (self.connection.epoch, collection)
+            return collection
+
+    def _call(self, what: str, fn: Callable[[Any], T]) -> T:
+        return self.connection.call(what, lambda client: fn(self._open(client)))
 
     @property
     def collection(self) -> Any:
-        return self.vectorstore._collection
+        """The chromadb ``Collection`` (for tests and tools; the store's methods are safer)."""
+        return self.connection.call("opening the collection", self._open)
 
     def exists(self) -> bool:
-        return self.name in {
-            c.name if hasattr(c, "name") else c for c in self.client.list_collections()
-        }
+        names = self.connection.call("listing collections", lambda c: c.list_collections())
+        return self.name in {c.name if hasattr(c, "name") else c for c in names}
 
     def manifest(self) -> dict[str, Any]:
-        return dict(self.collection.metadata or {})
+        """The collection's metadata, read afresh (another process may have changed it)."""
 
-    def check_embedder(self) -> None:
-        built_with = self.manifest().get("embedder")
+        def read(client: Any) -> dict[str, Any]:
+            self._open(client)
+            return dict(client.get_collection(self.name).metadata or {})
+
+        return self.connection.call("reading the collection's metadata", read)
+
+    def generation(self) -> int:
+        return int(self.manifest().get(GENERATION, 0))
+
+    def check_embedder(self, manifest: dict[str, Any] | None = None) -> None:
+        built_with = (manifest if manifest is not None else self.manifest()).get("embedder")
         if built_with and built_with != self.embedder_id:
             raise EmbedderMismatchError(
                 f"collection {self.name!r} was embedded with {built_with}, but the configured "
@@ -129,72 +240,100 @@ class Store:
             )
 
     def set_manifest(self, **values: Any) -> None:
-        meta = self.manifest()
-        meta.update(values)
-        meta.pop("hnsw:space", None)  # fixed at creation; Chroma refuses to modify it
-        self.collection.modify(metadata=meta)
+        """Update manifest keys (read afresh, so no other process's key is lost); a value of
+        ``None`` removes the key."""
+
+        def write(client: Any) -> None:
+            self._open(client)
+            collection = client.get_collection(self.name)
+            meta = dict(collection.metadata or {})
+            meta.update(values)
+            meta = {k: v for k, v in meta.items() if v is not None}
+            meta.pop("hnsw:space", None)  # fixed at creation; Chroma refuses to modify it
+            collection.modify(metadata=meta)
+
+        self.connection.call("writing the collection's metadata", write)
+        with self._lock:
+            self._collection = None  # the cached object holds the old metadata
 
     # -- reads -------------------------------------------------------------------------------
     def count(self) -> int:
-        return int(self.collection.count())
+        return int(self._call("counting chunks", lambda c: c.count()))
 
-    def iter_chunks(self, include_text: bool = True) -> Iterator[StoredChunk]:
-        include = ["metadatas", "documents"] if include_text else ["metadatas"]
+    def iter_chunks(
+        self, include_text: bool = True, include_vectors: bool = False
+    ) -> Iterator[StoredChunk | tuple[StoredChunk, np.ndarray]]:
+        """Every stored chunk, a page at a time (with its vector when asked)."""
+        include = ["metadatas"] + (["documents"] if include_text else [])
+        include += ["embeddings"] if include_vectors else []
         offset = 0
         while True:
-            page = self.collection.get(include=include, limit=_PAGE, offset=offset)
+            page = self._call(
+                "reading chunks",
+                lambda c, o=offset: c.get(include=include, limit=_PAGE, offset=o),  # type: ignore[misc]
+            )
             ids = page["ids"]
             if not ids:
                 return
             docs = page.get("documents") or [""] * len(ids)
-            for cid, text, meta in zip(ids, docs, page["metadatas"], strict=True):
-                yield StoredChunk.from_chroma(cid, text, meta)
+            for i, (cid, text, meta) in enumerate(zip(ids, docs, page["metadatas"], strict=True)):
+                chunk = StoredChunk.from_chroma(cid, text, meta)
+                if include_vectors:
+                    yield chunk, np.asarray(page["embeddings"][i], dtype=np.float32)
+                else:
+                    yield chunk
             offset += len(ids)
 
     def doc_states(self) -> dict[str, DocState]:
         states: dict[str, DocState] = {}
         for chunk in self.iter_chunks(include_text=False):
-            meta = chunk.metadata
-            doc_id = str(meta.get("doc_id"))
-            state = states.get(doc_id)
-            if state is None or state.content_hash != meta.get("content_hash"):
+            assert isinstance(chunk, StoredChunk)
+            meta = chunk.meta
+            state = states.get(meta.doc_id)
+            if state is None or state.content_hash != meta.content_hash:
                 if state is not None:  # two versions of one document: never complete
                     state.stored = -1
                     continue
-                state = states[doc_id] = DocState(
-                    str(meta.get("content_hash")),
-                    int(meta.get("n_chunks", 0)),
-                    0,
-                    str(meta.get("path", "")),
-                    str(meta.get("chunker", "")),
+                state = states[meta.doc_id] = DocState(
+                    meta.content_hash, meta.n_chunks, 0, meta.path, meta.chunker
                 )
             if state.stored >= 0:
                 state.stored += 1
         return states
 
     def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """Text and metadata of these chunks; ids that are gone are left out."""
         if not ids:
             return {}
-        page = self.collection.get(ids=list(ids), include=["metadatas", "documents"])
-        return {
-            cid: StoredChunk.from_chroma(cid, text, meta)
+        page = self._call(
+            "reading chunks", lambda c: c.get(ids=list(ids), include=["metadatas", "documents"])
+        )
+        found = (
+            StoredChunk.from_chroma(cid, text, meta)
             for cid, text, meta in zip(
                 page["ids"], page["documents"], page["metadatas"], strict=True
             )
-        }
+        )
+        return {c.chunk_id: c for c in found if c.present}
 
     def query(
         self, vector: Sequence[float], n: int, where: dict[str, Any] | None = None
     ) -> list[tuple[StoredChunk, float]]:
         """Nearest chunks with their cosine similarity."""
-        if self.count() == 0:
+
+        def run(collection: Any) -> Any:
+            if collection.count() == 0:
+                return None
+            return collection.query(
+                query_embeddings=[list(map(float, vector))],
+                n_results=n,
+                where=where or None,
+                include=["metadatas", "documents", "distances"],
+            )
+
+        result = self._call("searching", run)
+        if result is None:
             return []
-        result = self.collection.query(
-            query_embeddings=[list(map(float, vector))],
-            n_results=n,
-            where=where or None,
-            include=["metadatas", "documents", "distances"],
-        )
         out = []
         for cid, text, meta, dist in zip(
             result["ids"][0],
@@ -203,25 +342,33 @@ class Store:
             result["distances"][0],
             strict=True,
         ):
-            out.append((StoredChunk.from_chroma(cid, text, meta), 1.0 - float(dist)))
+            chunk = StoredChunk.from_chroma(cid, text, meta)
+            if chunk.present:  # deleted by a writer since this reader's index was loaded
+                out.append((chunk, 1.0 - float(dist)))
         return out
 
     # -- writes ------------------------------------------------------------------------------
     def upsert(
         self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]], vectors: np.ndarray
     ) -> None:
-        try:
-            self.collection.upsert(
+        self._call(
+            f"writing {len(ids)} chunks",
+            lambda c: c.upsert(
                 ids=ids, documents=texts, metadatas=metadatas, embeddings=vectors.tolist()
-            )
-        except Exception as exc:
-            raise StoreError(f"writing {len(ids)} chunks to {self.name!r} failed: {exc}") from exc
+            ),
+        )
 
     def delete_docs(self, doc_ids: Sequence[str]) -> None:
         for start in range(0, len(doc_ids), 500):
             batch = list(doc_ids[start : start + 500])
-            self.collection.delete(where={"doc_id": {"$in": batch}})
+            self._call("deleting chunks", lambda c, b=batch: c.delete(where={"doc_id": {"$in": b}}))  # type: ignore[misc]
+
+    def rename(self, new_name: str) -> None:
+        self._call("renaming the collection", lambda c: c.modify(name=new_name))
+        with self._lock:
+            self._collection = None
 
     def drop(self) -> None:
-        self.client.delete_collection(self.name)
-        self.__dict__.pop("vectorstore", None)
+        self.connection.call("dropping the collection", lambda c: c.delete_collection(self.name))
+        with self._lock:
+            self._collection = None

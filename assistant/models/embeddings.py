@@ -68,6 +68,8 @@ class MiniLMEmbeddings(Embeddings):
         self.workers = workers or min(len(os.sched_getaffinity(0)), 8)
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # one session and one pool even with concurrent callers
+        self._idle = threading.Condition(self._lock)
+        self._active = 0  # embedding calls in flight; release() waits for them
 
     @cached_property
     def _tokenizer(self):  # type: ignore[no-untyped-def]
@@ -135,11 +137,15 @@ class MiniLMEmbeddings(Embeddings):
         return batches
 
     def release(self) -> None:
-        """Free the ONNX session and its memory arena (recreated on the next call)."""
-        self.__dict__.pop("_session", None)
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        """Free the ONNX session and its memory arena (recreated on the next call). Waits for
+        calls in flight on other threads."""
+        with self._idle:
+            while self._active:
+                self._idle.wait()
+            self.__dict__.pop("_session", None)
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown()
 
     def count_pieces(self, text: str) -> int:
         return len(self._tokenizer.encode(text).ids)
@@ -169,14 +175,22 @@ class MiniLMEmbeddings(Embeddings):
 
         with self._lock:
             session = self._session
-        if len(batches) == 1 or self.workers == 1:
-            for idx in batches:
-                run(idx)
-        else:
-            with self._lock:
+            pool = None
+            if len(batches) > 1 and self.workers > 1:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")
-            list(self._pool.map(run, batches))
+                pool = self._pool
+            self._active += 1
+        try:
+            if pool is None:
+                for idx in batches:
+                    run(idx)
+            else:
+                list(pool.map(run, batches))
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
         return out
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``newsdesk`` command line: a thin adapter over ``Assistant`` and ``ingest_paths``.
+"""``newsdesk`` command line: a thin adapter over ``Desk`` and ``ingest_paths``.
 
 Exit codes: 0 success, 1 usage or configuration error, 2 ingest finished but skipped inputs.
 Only this module configures logging and output.
@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from assistant.errors import NewsdeskError
 from assistant.settings import Settings, load_settings
@@ -48,7 +49,7 @@ def _date(value: str | None, flag: str) -> date | None:
 
 
 def _filters(since: str | None, until: str | None, source: str | None) -> Filters:
-    return Filters(_date(since, "--since"), _date(until, "--until"), source)
+    return Filters(since=_date(since, "--since"), until=_date(until, "--until"), source=source)
 
 
 def _settings(collection: str | None = None, **extra: Any) -> Settings:
@@ -104,7 +105,17 @@ def ingest(
             elapsed = bar.tasks[task].elapsed or 1e-9
             bar.update(task, completed=done, rate=done / elapsed)
 
-        report = ingest_paths(paths, settings, prune=prune, reembed_all=reembed, progress=progress)
+        def waiting(message: str) -> None:
+            err.print(f"[yellow]{escape(message)}[/yellow]", highlight=False)
+
+        report = ingest_paths(
+            paths,
+            settings,
+            prune=prune,
+            reembed_all=reembed,
+            progress=progress,
+            on_wait=waiting,
+        )
     if as_json:
         _print_json(report.as_dict())
     else:
@@ -168,7 +179,7 @@ def ask(
     as_json: Json = False,
 ) -> None:
     """Answer a question with numbered citations to passages of your articles."""
-    from assistant.answering.pipeline import Assistant
+    from assistant.desk import Desk
     from assistant.surfaces.render import render_answer
 
     if (question is None) == (file is None):
@@ -176,9 +187,9 @@ def ask(
             "give either a QUESTION or --file, not both or neither", param_hint="QUESTION"
         )
     filters = _filters(since, until, source)
-    assistant = Assistant(_settings(collection, extractive=extractive or None))
+    desk = Desk(_settings(collection, extractive=extractive or None))
     if question is not None:
-        answer = assistant.answer(question, filters=filters, k=k)
+        answer = desk.answer(question, filters=filters, k=k)
         if as_json:
             _print_json(answer.as_json())
         else:
@@ -192,7 +203,7 @@ def ask(
             continue
         choices = item.get("choices")
         try:
-            answer = assistant.answer(str(item["question"]), filters=filters, k=k, choices=choices)
+            answer = desk.answer(str(item["question"]), filters=filters, k=k, choices=choices)
         except NewsdeskError as exc:
             _print_json({"id": item["id"], "question": item["question"], "error": str(exc)})
             continue
@@ -214,10 +225,12 @@ def search(
     as_json: Json = False,
 ) -> None:
     """Show the passages retrieval finds for a query (no answer)."""
-    from assistant.answering.pipeline import Assistant
+    from assistant.desk import Desk
     from assistant.surfaces.render import render_passages
 
-    passages = Assistant(_settings(collection)).search(query, _filters(since, until, source), k)
+    passages = Desk(_settings(collection)).search(
+        query, filters=_filters(since, until, source), k=k
+    )
     if as_json:
         _print_json({"query": query, "results": [p.as_json() for p in passages]})
     else:
@@ -227,21 +240,9 @@ def search(
 @app.command()
 def stats(collection: Collection = None, as_json: Json = False) -> None:
     """What is stored: documents, chunks, embedder and where the data lives."""
-    from assistant.index.store import Store
+    from assistant.desk import Desk
 
-    settings = _settings(collection)
-    store = Store(settings)
-    docs = len(store.doc_states())
-    manifest = store.manifest()
-    data = {
-        "documents": docs,
-        "chunks": store.count(),
-        "collection": store.name,
-        "embedder": manifest.get("embedder", store.embedder_id),
-        "chunker": manifest.get("chunker", ""),
-        "store": settings.describe_store(),
-        "llm": settings.llm_model if settings.llm_configured else None,
-    }
+    data = Desk(_settings(collection)).stats().model_dump()
     if as_json:
         _print_json(data)
     else:

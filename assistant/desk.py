@@ -1,0 +1,246 @@
+"""``Desk``: the one long-lived object every surface shares.
+
+One per data home and collection. It owns the embedder, the Chroma connection, the live
+lexical snapshot, the sentence-vector cache and the LLM client, and answers from many threads
+at once while another process ingests into the same store::
+
+    with Desk() as desk:
+        conversation = Conversation()
+        a = desk.answer("Will China mediate?", history=conversation)
+        conversation.add(a)
+        for event in desk.stream("What did Borrell say?", history=conversation):
+            ...  # PassagesFound, TextDelta, Notice, then Final(answer)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel
+
+from assistant.answering.pipeline import AnswerPipeline, Request
+from assistant.answering.sentvec import SentenceVectors
+from assistant.answering.verify import SupportChecker
+from assistant.errors import EmptyCollectionError, NewsdeskError
+from assistant.index.live import LiveIndex
+from assistant.index.retriever import HybridRetriever, HybridSearch
+from assistant.index.schema import NO_TIMESTAMP
+from assistant.index.store import Store
+from assistant.settings import Settings, load_settings
+from assistant.types import Answer, Conversation, Event, Filters, Final, Passage, Turn
+
+log = logging.getLogger(__name__)
+History = Conversation | Sequence[Turn] | None
+
+
+class Stats(BaseModel):
+    documents: int
+    chunks: int
+    collection: str
+    embedder: str
+    chunker: str
+    store: str
+    llm: str | None
+    generation: int
+
+
+class SourceInfo(BaseModel):
+    source: str  # "" for articles without one
+    articles: int
+    first_published: str | None  # YYYY-MM-DD, None when no article of it is dated
+    last_published: str | None
+
+
+def _turns(history: History) -> tuple[Turn, ...]:
+    if history is None:
+        return ()
+    if isinstance(history, Conversation):
+        return tuple(history.turns)
+    return tuple(history)
+
+
+class Desk:
+    """Thread-safe; use one per data home and collection for the life of the process."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embeddings | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.store = store or Store(self.settings, embedder)
+        self.index = LiveIndex(self.settings, self.store)
+        self.search_engine = HybridSearch(self.settings, self.index)
+        self.sentences = SentenceVectors(self.store.embedder)
+        self.checker = SupportChecker(self.store.embedder, self.sentences)
+        self.pipeline = AnswerPipeline(self.settings, self.search_engine, self.checker)
+        self._closed = False
+        self._lock = threading.Lock()
+
+    # -- life cycle --------------------------------------------------------------------------
+    def __enter__(self) -> Desk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the Chroma client and the embedder's memory. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        release = getattr(self.store.embedder, "release", None)
+        if release is not None:
+            release()
+        self.store.connection.reopen(self.store.connection.epoch)
+
+    def _ready(self) -> None:
+        """Fails with one line when the desk cannot answer; refreshes the index view."""
+        if self._closed:
+            raise NewsdeskError("this Desk is closed")
+        self.store.check_embedder()
+        if self.store.count() == 0:
+            raise EmptyCollectionError(
+                f"nothing is ingested in collection {self.store.name!r} yet; "
+                "run `newsdesk ingest PATH...` first"
+            )
+        self.index.current()
+
+    def refresh(self) -> bool:
+        """Pick up another process's completed ingest now (questions do this themselves)."""
+        return self.index.refresh()
+
+    # -- answers -----------------------------------------------------------------------------
+    def stream(
+        self,
+        question: str,
+        *,
+        history: History = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+        extractive: bool | None = None,
+        choices: Sequence[str] | None = None,
+    ) -> Iterator[Event]:
+        """PassagesFound, then TextDelta/Notice events, then Final with the checked answer."""
+        self._ready()
+        request = Request(
+            question=question.strip(),
+            history=_turns(history),
+            filters=filters,
+            k=k,
+            extractive=extractive,
+            choices=tuple(choices or ()),
+        )
+        return self.pipeline.run(request)
+
+    def answer(
+        self,
+        question: str,
+        *,
+        history: History = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+        extractive: bool | None = None,
+        choices: Sequence[str] | None = None,
+    ) -> Answer:
+        events = self.stream(
+            question, history=history, filters=filters, k=k, extractive=extractive, choices=choices
+        )
+        for event in events:
+            if isinstance(event, Final):
+                return event.answer
+        raise AssertionError("the answer pipeline ended without a final answer")
+
+    async def aanswer(self, question: str, **options: Any) -> Answer:
+        """``answer`` in a worker thread (the work is CPU-bound or blocking I/O)."""
+        return await asyncio.to_thread(lambda: self.answer(question, **options))
+
+    async def astream(self, question: str, **options: Any) -> AsyncIterator[Event]:
+        """``stream`` produced in a worker thread; stopping early stops the producer."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for event in self.stream(question, **options):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+                    if stop.is_set():
+                        break
+            except BaseException as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        worker = loop.run_in_executor(None, produce)
+        try:
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            await worker
+
+    # -- search, stats, sources --------------------------------------------------------------
+    def search(
+        self, query: str, *, filters: Filters | None = None, k: int | None = None
+    ) -> list[Passage]:
+        self._ready()
+        return self.search_engine.retrieve(query, filters, k).passages
+
+    @property
+    def retriever(self) -> HybridRetriever:
+        """The hybrid retrieval as a LangChain ``BaseRetriever`` (composes into LCEL)."""
+        return HybridRetriever(search=self.search_engine, k=self.settings.k)
+
+    def stats(self) -> Stats:
+        manifest = self.store.manifest()
+        chunks = self.store.count()
+        documents = 0
+        if chunks:
+            documents = len(np.unique(self.index.current().doc_ids))
+        return Stats(
+            documents=documents,
+            chunks=chunks,
+            collection=self.store.name,
+            embedder=str(manifest.get("embedder", self.store.embedder_id)),
+            chunker=str(manifest.get("chunker", "")),
+            store=self.settings.describe_store(),
+            llm=self.settings.llm_model if self.settings.llm_configured else None,
+            generation=int(manifest.get("generation", 0)),
+        )
+
+    def sources(self) -> list[SourceInfo]:
+        """Outlets with their article counts and date ranges, most articles first."""
+        self._ready()
+        lexical = self.index.current()
+        per_doc: dict[str, tuple[str, int]] = {}
+        for doc_id, source, ts in zip(
+            lexical.doc_ids, lexical.sources, lexical.published_ts, strict=True
+        ):
+            per_doc.setdefault(str(doc_id), (str(source), int(ts)))
+        grouped: dict[str, list[int]] = {}
+        for source, ts in per_doc.values():
+            grouped.setdefault(source, []).append(ts)
+        out = []
+        for source, stamps in grouped.items():
+            dated = [t for t in stamps if t != NO_TIMESTAMP]
+            first = np.datetime64(min(dated), "s").astype(str)[:10] if dated else None
+            last = np.datetime64(max(dated), "s").astype(str)[:10] if dated else None
+            out.append(
+                SourceInfo(
+                    source=source, articles=len(stamps), first_published=first, last_published=last
+                )
+            )
+        return sorted(out, key=lambda s: (-s.articles, s.source))
