@@ -16,6 +16,13 @@ def prompt_of(request: dict[str, Any]) -> str:
     return content
 
 
+def system_of(request: dict[str, Any]) -> str:
+    """The system message: the rules, kept apart from the article text."""
+    first = request["messages"][0]
+    assert first["role"] == "system", first
+    return str(first["content"])
+
+
 def passages_in(prompt: str) -> dict[int, str]:
     """The numbered passages of an answer or choice prompt: {n: text}."""
     body = prompt.split("<passages>", 1)[1]

@@ -1,4 +1,4 @@
-"""End-to-end tests of ``Assistant.answer`` over the example articles, with real clients.
+"""End-to-end tests of ``Desk.answer`` over the example articles, with real clients.
 
 The example articles are ingested once per module with the real MiniLM embedder into a Chroma
 store on disk. LLM-mode tests talk to ``tests.fake_openai.FakeOpenAI`` over loopback through the
@@ -18,17 +18,26 @@ from typing import Any
 import pytest
 
 from assistant import prompts
-from assistant.answering.pipeline import Assistant
 from assistant.answering.verify import check_citations
+from assistant.desk import Desk
 from assistant.errors import PromptError
 from assistant.index.store import Store
 from assistant.models.embeddings import MiniLMEmbeddings
 from assistant.settings import Settings, load_settings
-from assistant.types import ABSTAIN_TEXT, Answer, Filters, TextDelta, Turn
+from assistant.types import (
+    ABSTAIN_TEXT,
+    Answer,
+    Filters,
+    Final,
+    Notice,
+    PassagesFound,
+    TextDelta,
+    Turn,
+)
 from ingest.pipeline import ingest_paths
 from tests.conftest import EXAMPLES
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.prompt_reading import passages_in, prompt_of, quotable
+from tests.prompt_reading import passages_in, prompt_of, quotable, system_of
 
 MEDIATION = "Will China mediate between Russia and Ukraine?"
 # The articles about China and the war; the Olympics piece and the wire stories are not.
@@ -90,13 +99,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbeddings)
     return Corpus(home, files)
 
 
-def make_assistant(corpus: Corpus, embedder: MiniLMEmbeddings, **overrides: Any) -> Assistant:
+def make_assistant(corpus: Corpus, embedder: MiniLMEmbeddings, **overrides: Any) -> Desk:
     settings: Settings = load_settings(home=corpus.home, **overrides)
-    return Assistant(settings, store=Store(settings, embedder))
+    return Desk(settings, store=Store(settings, embedder))
 
 
 @pytest.fixture
-def extractive(corpus: Corpus, embedder: MiniLMEmbeddings) -> Assistant:
+def extractive(corpus: Corpus, embedder: MiniLMEmbeddings) -> Desk:
     return make_assistant(corpus, embedder)
 
 
@@ -106,7 +115,7 @@ def llm_assistant(
     fake: FakeOpenAI,
     timeout_s: float = 10.0,
     retries: int = 0,
-) -> Assistant:
+) -> Desk:
     return make_assistant(
         corpus,
         embedder,
@@ -165,7 +174,7 @@ def assert_quotes_verbatim(answer: Answer) -> None:
 
 
 def test_extractive_answer_is_cited_from_the_mediation_articles(
-    extractive: Assistant, corpus: Corpus
+    extractive: Desk, corpus: Corpus
 ) -> None:
     answer = extractive.answer(MEDIATION)
 
@@ -191,7 +200,7 @@ def test_extractive_answer_is_cited_from_the_mediation_articles(
     assert answer.usage.total_tokens == 0
 
 
-def test_as_json_has_the_documented_shape(extractive: Assistant) -> None:
+def test_as_json_has_the_documented_shape(extractive: Desk) -> None:
     data = extractive.answer(MEDIATION).as_json()
     json.dumps(data)  # serialisable as is
 
@@ -210,7 +219,7 @@ def test_as_json_has_the_documented_shape(extractive: Assistant) -> None:
 
 
 @pytest.mark.parametrize("question", UNCOVERED)
-def test_uncovered_questions_abstain(extractive: Assistant, question: str) -> None:
+def test_uncovered_questions_abstain(extractive: Desk, question: str) -> None:
     answer = extractive.answer(question)
 
     assert answer.abstained
@@ -221,7 +230,7 @@ def test_uncovered_questions_abstain(extractive: Assistant, question: str) -> No
     assert data["abstained"] is True and data["citations"] == []
 
 
-def test_who_said_question_finds_borrell(extractive: Assistant, corpus: Corpus) -> None:
+def test_who_said_question_finds_borrell(extractive: Desk, corpus: Corpus) -> None:
     question = "Who said China is the only possible mediator?"
     borrell = corpus.doc_ids({"borrell-says-china-must-mediate.txt"})
 
@@ -235,9 +244,9 @@ def test_who_said_question_finds_borrell(extractive: Assistant, corpus: Corpus) 
     assert_quotes_verbatim(answer)
 
 
-def test_since_filter_keeps_only_later_articles(extractive: Assistant) -> None:
+def test_since_filter_keeps_only_later_articles(extractive: Desk) -> None:
     since = date(2022, 3, 10)
-    passages = extractive.search("China mediation Russia Ukraine", Filters(since=since))
+    passages = extractive.search("China mediation Russia Ukraine", filters=Filters(since=since))
     assert passages
     assert all(p.published_at[:10] >= since.isoformat() for p in passages)
 
@@ -247,23 +256,23 @@ def test_since_filter_keeps_only_later_articles(extractive: Assistant) -> None:
     assert all(c.passage.published_at[:10] >= since.isoformat() for c in answer.citations)
 
 
-def test_until_filter_keeps_only_earlier_articles(extractive: Assistant) -> None:
+def test_until_filter_keeps_only_earlier_articles(extractive: Desk) -> None:
     until = date(2022, 3, 6)
-    passages = extractive.search("China mediation Russia Ukraine", Filters(until=until))
+    passages = extractive.search("China mediation Russia Ukraine", filters=Filters(until=until))
     assert passages
     assert all(p.published_at[:10] <= until.isoformat() for p in passages)
     # the day itself is included
     assert any(p.published_at[:10] == until.isoformat() for p in passages)
 
 
-def test_source_filter(extractive: Assistant) -> None:
-    passages = extractive.search("China mediation", Filters(source="Harbor Line News"))
+def test_source_filter(extractive: Desk) -> None:
+    passages = extractive.search("China mediation", filters=Filters(source="Harbor Line News"))
     assert passages
     assert {p.source for p in passages} == {"Harbor Line News"}
-    assert extractive.search("interest rates", Filters(source="No Such Paper")) == []
+    assert extractive.search("interest rates", filters=Filters(source="No Such Paper")) == []
 
 
-def test_filter_that_matches_nothing_abstains(extractive: Assistant) -> None:
+def test_filter_that_matches_nothing_abstains(extractive: Desk) -> None:
     for filters in (Filters(source="No Such Paper"), Filters(since=date(2030, 1, 1))):
         answer = extractive.answer(MEDIATION, filters=filters)
         assert answer.abstained and answer.text == ABSTAIN_TEXT
@@ -301,7 +310,7 @@ def test_llm_answer_with_supported_citation(
     assert request["model"] == "fake-model"
     prompt = prompt_of(request)
     assert f"Question: {MEDIATION}" in prompt
-    assert ABSTAIN_TEXT in prompt
+    assert ABSTAIN_TEXT in system_of(request) and ABSTAIN_TEXT not in prompt
     assert len(passages_in(prompt)) == len(answer.passages) == 6
 
 
@@ -425,27 +434,40 @@ def test_answer_stream_yields_deltas_then_answer(
     fake_openai.default = model
     assistant = llm_assistant(corpus, embedder, fake_openai)
 
-    events = list(assistant.answer_stream(MEDIATION))
+    events = list(assistant.stream(MEDIATION))
 
+    assert isinstance(events[0], PassagesFound) and events[0].passages
     final = events[-1]
-    assert isinstance(final, Answer)
-    deltas = events[:-1]
+    assert isinstance(final, Final)
+    deltas = events[1:-1]
     assert len(deltas) >= 2
     assert all(isinstance(e, TextDelta) for e in deltas)
     assert "".join(e.text for e in deltas if isinstance(e, TextDelta)) == model.answers[0]
-    assert final.mode == "llm" and not final.abstained
-    assert final.text == model.answers[0]
-    assert [c.n for c in final.citations] == [1, 2]
+    answer = final.answer
+    assert answer.mode == "llm" and not answer.abstained
+    assert answer.text == model.answers[0]
+    assert [c.n for c in answer.citations] == [1, 2]
+    assert [p.chunk_id for p in answer.passages] == [p.chunk_id for p in events[0].passages]
 
 
-def test_extractive_stream_yields_text_then_answer(extractive: Assistant) -> None:
-    events = list(extractive.answer_stream(MEDIATION))
+def test_extractive_stream_yields_text_then_answer(extractive: Desk) -> None:
+    events = list(extractive.stream(MEDIATION))
 
+    assert isinstance(events[0], PassagesFound)
     final = events[-1]
-    assert isinstance(final, Answer)
-    deltas = [e for e in events[:-1] if isinstance(e, TextDelta)]
-    assert len(deltas) == len(events) - 1 >= 1
-    assert "".join(d.text for d in deltas) == final.text
+    assert isinstance(final, Final)
+    deltas = [e for e in events[1:-1] if isinstance(e, TextDelta)]
+    assert len(deltas) == len(events) - 2 >= 1
+    assert "".join(d.text for d in deltas) == final.answer.text
+
+
+def test_stream_of_an_abstention_says_why(extractive: Desk) -> None:
+    events = list(extractive.stream(UNCOVERED[0]))
+
+    assert isinstance(events[0], PassagesFound)
+    assert any(isinstance(e, Notice) and e.kind == "abstain" for e in events)
+    final = events[-1]
+    assert isinstance(final, Final) and final.answer.abstained
 
 
 def test_llm_follow_up_is_condensed(
@@ -467,7 +489,7 @@ def test_llm_follow_up_is_condensed(
     assert answer.standalone_question == CONDENSED
     assert answer.question == follow_up
     assert answer.as_json()["standalone_question"] == CONDENSED
-    answer_prompts = chat_prompts(fake_openai, "\nPassages:\n")
+    answer_prompts = chat_prompts(fake_openai, "<passages>")
     assert len(answer_prompts) == 2
     assert f"Question: {CONDENSED}" in answer_prompts[1]
     assert answer.mode == "llm" and not answer.abstained
@@ -476,7 +498,7 @@ def test_llm_follow_up_is_condensed(
 
 
 def test_extractive_follow_up_carries_the_earlier_question(
-    extractive: Assistant, corpus: Corpus
+    extractive: Desk, corpus: Corpus
 ) -> None:
     first = extractive.answer(MEDIATION)
     answer = extractive.answer("And what did Borrell say?", history=[Turn(MEDIATION, first)])
@@ -489,7 +511,7 @@ def test_extractive_follow_up_carries_the_earlier_question(
     assert_quotes_verbatim(answer)
 
 
-def test_extractive_standalone_follow_up_is_left_alone(extractive: Assistant) -> None:
+def test_extractive_standalone_follow_up_is_left_alone(extractive: Desk) -> None:
     first = extractive.answer(MEDIATION)
     question = "Which country topped the medal table at the Beijing Winter Olympics?"
     answer = extractive.answer(question, history=[Turn(MEDIATION, first)])
@@ -539,7 +561,7 @@ _BAD_CHOOSER = (
     ],
 )
 def test_extractive_multiple_choice(
-    extractive: Assistant, question: str, choices: list[str], right: str
+    extractive: Desk, question: str, choices: list[str], right: str
 ) -> None:
     answer = extractive.answer(question, choices=choices)
     assert answer.choice == right
@@ -616,7 +638,7 @@ def test_shipped_prompts_load_and_render() -> None:
         prompts.load("nonexistent")
 
 
-def test_follow_up_keeps_the_filters(extractive: Assistant) -> None:
+def test_follow_up_keeps_the_filters(extractive: Desk) -> None:
     """Passages carried over from the last turn must not slip past this turn's filters."""
     first = extractive.answer("What did Kuleba ask China to do?")
     assert not first.abstained
@@ -630,7 +652,7 @@ def test_follow_up_keeps_the_filters(extractive: Assistant) -> None:
         assert c.passage.source == "Atlas Wire"
 
 
-def test_follow_up_rescores_carried_passages(extractive: Assistant) -> None:
+def test_follow_up_rescores_carried_passages(extractive: Desk) -> None:
     first = extractive.answer("What did Kuleba ask China to do?")
     follow = extractive.answer("What did he ask?", history=[Turn(first.question, first)])
     fresh = {p.chunk_id: p.dense for p in extractive.search(follow.standalone_question, k=50)}

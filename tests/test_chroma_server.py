@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answering.pipeline import Assistant
+from assistant.desk import Desk
 from assistant.index.store import Store
 from assistant.models.embeddings import MiniLMEmbeddings
 from assistant.settings import load_settings
@@ -74,6 +74,6 @@ def test_ingest_and_answer_through_a_chroma_server(
     again = ingest_paths([str(EXAMPLES / "wire.jsonl")], settings, store=other)
     assert again.unchanged == 3 and again.chunks == 0
 
-    answer = Assistant(settings, store=other).answer("When did the Fed raise interest rates?")
+    answer = Desk(settings, store=other).answer("When did the Fed raise interest rates?")
     assert not answer.abstained
     assert answer.citations[0].passage.doc_id == "wire-fed-2022-03-16"

@@ -2,7 +2,7 @@
 
 Real parts only: the real ONNX MiniLM embedder, Chroma on disk, and for LLM mode the real
 ``langchain_openai`` client talking to ``tests.fake_openai.FakeOpenAI`` over loopback. The one
-stand-in is a monkeypatched ``Assistant.answer`` that raises for one question, to simulate a
+stand-in is a monkeypatched ``Desk.answer`` that raises for one question, to simulate a
 case that fails (the core call is robust enough that no input makes it raise on its own).
 
 The examples suite is the CI gate; it runs once per session (module fixture, ~20 s) and several
@@ -18,7 +18,7 @@ import re
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from assistant import prompts
-from assistant.answering.pipeline import Assistant
+from assistant.desk import Desk
 from assistant.surfaces.cli import main
-from assistant.types import Answer, Turn
+from assistant.types import Answer
 from evals.dataset import load_cases, load_suite
 from evals.report import markdown
 from ingest.loaders import path_doc_id
@@ -318,16 +318,14 @@ def test_failing_case_is_recorded_as_errors_and_the_run_goes_on(
     tmp_path: Path,
     tiny: Tiny,
 ) -> None:
-    real_answer = Assistant.answer
+    real_answer = Desk.answer
 
-    def failing(
-        self: Assistant, question: str, history: Sequence[Turn] | None = None, *a: Any, **kw: Any
-    ) -> Answer:
+    def failing(self: Desk, question: str, **kw: Any) -> Answer:
         if question == WANG_Q:
             raise RuntimeError("simulated failure")
-        return real_answer(self, question, history, *a, **kw)
+        return real_answer(self, question, **kw)
 
-    monkeypatch.setattr(Assistant, "answer", failing)
+    monkeypatch.setattr(Desk, "answer", failing)
     out = tmp_path / "run"
     code, stdout, _ = cli(capsys, "eval", "run", str(tiny.suite), "--out", str(out), "--gate")
 

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from assistant.errors import EmbedderMismatchError
-from assistant.index.lexical import LexicalStore, index_text
-from assistant.index.store import Store, StoredChunk
+from assistant.index.lexical import LexicalStore, SnapshotInvalid, index_text
+from assistant.index.store import GENERATION, WRITING, Store, StoredChunk
 from assistant.models.embeddings import MiniLMEmbeddings, minilm_files
 from assistant.settings import Settings, load_settings
 from ingest import pipeline
@@ -261,8 +261,14 @@ def assert_consistent(store: Store, articles: dict[str, Article] | None = None) 
 
 
 def lexical_current(settings: Settings, store: Store) -> bool:
-    lexical = LexicalStore.beside(settings, store)
-    return lexical.is_current(store) and not lexical.dirty_marker.exists()
+    """The snapshot of the collection's generation is valid and holds every chunk, and no
+    ingest is marked as unfinished."""
+    manifest = store.manifest()
+    try:
+        snapshot = LexicalStore.beside(settings, store).load(int(manifest.get(GENERATION, 0)))
+    except SnapshotInvalid:
+        return False
+    return snapshot.size == store.count() and not manifest.get(WRITING)
 
 
 def one_line_naming(item: Skipped, name: str) -> None:
@@ -514,7 +520,7 @@ def test_stored_vectors_and_bm25_are_usable(examples: Ingested, embedder: MiniLM
     hits = store.query(embedder.embed_query("Which country won the most Winter Olympics gold?"), 3)
     olympics = path_doc_id(examples.folder / "beijing-olympics-closing.txt")
     assert hits and hits[0][0].metadata["doc_id"] == olympics
-    index = LexicalStore.beside(examples.settings, store).load(store)
+    index = LexicalStore.beside(examples.settings, store).load(store.generation())
     top = index.search("Borrell El Mundo mediator", 3)
     borrell = path_doc_id(examples.folder / "borrell-says-china-must-mediate.txt")
     assert top and top[0][0].startswith(f"{borrell}:")
@@ -659,7 +665,8 @@ def test_prune_removes_documents_of_deleted_files(
     assert path_doc_id(elsewhere / "delta.md") in states
     assert_consistent(store, load_articles(small_corpus, elsewhere))
     assert lexical_current(settings, store)
-    assert LexicalStore.beside(settings, store).load(store).search("engineers bridge", 5) == []
+    snapshot = LexicalStore.beside(settings, store).load(store.generation())
+    assert snapshot.search("engineers bridge", 5) == []
 
 
 def test_prune_removes_records_deleted_from_a_jsonl(
@@ -1120,8 +1127,8 @@ def test_killed_ingest_resumes_without_duplicates(
     assert stored >= done
     if not finished:
         assert stored < total
-        assert LexicalStore.beside(settings, store).dirty_marker.exists()
-        assert not LexicalStore.beside(settings, store).is_current(store)
+        assert store.manifest().get(WRITING)  # the killed run said it was not finished
+        assert not lexical_current(settings, store)
 
     states = store.doc_states()
     complete = sum(state.complete for state in states.values())
@@ -1139,8 +1146,7 @@ def test_killed_ingest_resumes_without_duplicates(
     assert Counter(len(items) for items in docs.values()) == Counter(
         int(items[0].metadata["n_chunks"]) for items in docs.values()
     )
-    assert LexicalStore.beside(settings, store).is_current(store)
-    assert not LexicalStore.beside(settings, store).dirty_marker.exists()
+    assert lexical_current(settings, store)
 
     # the same corpus ingested in one go into another home gives the same passages
     fresh_settings = make_settings(tmp_path / "fresh")
@@ -1228,7 +1234,7 @@ def test_embedder_mismatch_and_reembed(
     assert new_manifest["chunker"] == manifest["chunker"]
     after = {c.chunk_id: (c.text, c.metadata) for c in reopened.iter_chunks()}
     assert after == before  # same ids, texts and metadata; only the vectors changed
-    names = {c.name if hasattr(c, "name") else c for c in reopened.client.list_collections()}
+    names = {c.name if hasattr(c, "name") else c for c in reopened.collection_names()}
     assert names == {settings.collection}
     got = reopened.collection.get(ids=["wire-one:0"], include=["embeddings", "metadatas"])
     vector = np.asarray(got["embeddings"][0])

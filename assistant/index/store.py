@@ -215,9 +215,12 @@ class Store:
         """The chromadb ``Collection`` (for tests and tools; the store's methods are safer)."""
         return self.connection.call("opening the collection", self._open)
 
-    def exists(self) -> bool:
+    def collection_names(self) -> set[str]:
         names = self.connection.call("listing collections", lambda c: c.list_collections())
-        return self.name in {c.name if hasattr(c, "name") else c for c in names}
+        return {c.name if hasattr(c, "name") else c for c in names}
+
+    def exists(self) -> bool:
+        return self.name in self.collection_names()
 
     def manifest(self) -> dict[str, Any]:
         """The collection's metadata, read afresh (another process may have changed it)."""
