@@ -70,6 +70,7 @@ class MiniLMEmbeddings(Embeddings):
         self._lock = threading.Lock()  # one session and one pool even with concurrent callers
         self._idle = threading.Condition(self._lock)
         self._active = 0  # embedding calls in flight; release() waits for them
+        self._releasing = 0
 
     @cached_property
     def _tokenizer(self):  # type: ignore[no-untyped-def]
@@ -140,10 +141,15 @@ class MiniLMEmbeddings(Embeddings):
         """Free the ONNX session and its memory arena (recreated on the next call). Waits for
         calls in flight on other threads."""
         with self._idle:
-            while self._active:
-                self._idle.wait()
-            self.__dict__.pop("_session", None)
-            pool, self._pool = self._pool, None
+            self._releasing += 1  # new calls wait, so a busy embedder cannot starve this
+            try:
+                while self._active:
+                    self._idle.wait()
+                self.__dict__.pop("_session", None)
+                pool, self._pool = self._pool, None
+            finally:
+                self._releasing -= 1
+                self._idle.notify_all()
         if pool is not None:
             pool.shutdown()
 
@@ -173,7 +179,9 @@ class MiniLMEmbeddings(Embeddings):
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[idx] = pooled / np.clip(norms, 1e-12, None)
 
-        with self._lock:
+        with self._idle:
+            while self._releasing:
+                self._idle.wait()
             session = self._session
             pool = None
             if len(batches) > 1 and self.workers > 1:
