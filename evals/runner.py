@@ -149,9 +149,7 @@ def _run_case(
     for earlier in case.history:
         history.append(Turn(earlier, assistant.answer(earlier, history=history, filters=filters)))
     t = time.perf_counter()
-    answer = assistant.answer(
-        case.question, history=history, filters=filters, choices=case.choices
-    )
+    answer = assistant.answer(case.question, history=history, filters=filters, choices=case.choices)
     standalone = answer.standalone_question or case.question
     query = " ".join([standalone, *(case.choices or [])])  # what the answer retrieved with
     search_t = time.perf_counter()
