@@ -4,16 +4,22 @@ Crash safety comes from deterministic ids and completeness checks rather than tr
 chunk ids are ``{doc_id}:{index}``, each chunk records its document's content hash and chunk
 count, and a document counts as stored only when all its chunks with that hash are present.
 A run killed at any point leaves documents that are either complete (skipped next time) or
-incomplete (deleted and redone next time): never duplicated, never silently missing.
+incomplete (deleted and redone next time): never duplicated, never silently missing. A
+document's chunks go to Chroma in one write, so search never sees part of a document.
+
+Nothing one input does stops the others: every failure of a file, a line or an article is
+caught where it happens and reported in one line (:class:`Skipped`), and every repair in one
+(:class:`Salvaged`: a date dropped, bytes replaced, an article cut at the chunk limit) as a
+warning; only a failure of the store itself ends the run.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +28,19 @@ from typing import Any
 import numpy as np
 
 from assistant.embeddings import MAX_PIECES, MiniLMEmbeddings, embed_array
-from assistant.errors import EmbedderMismatchError, InputError
+from assistant.errors import EmbedderMismatchError
 from assistant.lexical import LexicalStore, index_text
 from assistant.settings import Settings
 from assistant.store import DocState, Store
-from ingest.chunking import Chunk, chunk_text, chunker_id, count_tokens
-from ingest.loaders import SUFFIXES, Article, LoadError, Skipped, load_path
+from ingest.chunking import Chunk, chunker_id, count_tokens, iter_chunks
+from ingest.discover import discover
+from ingest.loaders import Article, LoadError, load_path
+from ingest.notes import Salvaged, Skipped, path_exists, path_text
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]  # called with the number of chunks stored so far
 _BATCH = 1024  # chunks per embedding batch: long enough to sort by length well
+_MAX_WRITE = 5000  # chunks per Chroma write when the client does not say its limit
 
 
 @dataclass
@@ -44,6 +53,7 @@ class IngestReport:
     chunks: int = 0
     seconds: float = 0.0
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Salvaged] = field(default_factory=list)  # ingested, with a repair
 
     @property
     def chunks_per_s(self) -> float:
@@ -64,37 +74,13 @@ class IngestReport:
             "seconds": round(self.seconds, 3),
             "chunks_per_s": round(self.chunks_per_s, 1),
             "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
+            "warnings": [{"where": w.where, "reason": w.reason} for w in self.warnings],
         }
 
-
-def discover(args: Iterable[str]) -> tuple[list[Path], list[Skipped]]:
-    """Files named directly, found under folders (recursively) or matched by globs."""
-    files: list[Path] = []
-    skipped: list[Skipped] = []
-    for arg in args:
-        path = Path(arg).expanduser()
-        if path.is_dir():
-            found = []
-            for p in sorted(path.rglob("*")):
-                if p.is_symlink() and not p.exists():
-                    skipped.append(Skipped(str(p), "broken symbolic link"))
-                elif p.is_file() and p.suffix.lower() in SUFFIXES:
-                    found.append(p)
-            if not found:
-                skipped.append(Skipped(str(path), "folder has no .txt/.md/.html/.pdf/.jsonl files"))
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
-        elif any(ch in arg for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-            matches = [p for p in matches if p.is_file()]
-            if not matches:
-                skipped.append(Skipped(arg, "pattern matches no files"))
-            files.extend(matches)
-        else:
-            skipped.append(Skipped(arg, "no such file or folder"))
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    return unique, skipped
+    def warn(self, where: str, reason: str) -> None:
+        note = Salvaged(where, reason)
+        self.warnings.append(note)
+        log.warning("%s", note.line)
 
 
 def _metadata(article: Article, chunk: Chunk, n_chunks: int, chunker: str) -> dict[str, Any]:
@@ -118,12 +104,18 @@ def _metadata(article: Article, chunk: Chunk, n_chunks: int, chunker: str) -> di
 
 
 class _Writer:
-    """Embeds and upserts chunks in batches; deletes a changed document's old chunks first."""
+    """Embeds and upserts chunks in batches of whole documents; deletes a changed document's
+    old chunks first. A document's chunks go to Chroma in one write (up to the client's write
+    limit, which the chunk cap stays under), so search never sees part of one."""
 
     def __init__(self, store: Store, progress: Progress | None) -> None:
         self.store = store
         self.progress = progress
         self.done = 0
+        try:
+            self.max_write = int(store.client.get_max_batch_size())
+        except Exception:  # an older client or server: Chroma's usual limit
+            self.max_write = _MAX_WRITE
         # Chroma writes of one batch overlap the embedding of the next; at most one in flight
         self._writes = ThreadPoolExecutor(1, thread_name_prefix="chroma-write")
         self._pending: Future[int] | None = None
@@ -141,8 +133,8 @@ class _Writer:
             self.texts.append(chunk.text)
             self.embed_texts.append(embed_text(article.title, chunk.text, chunk.tokens))
             self.metas.append(_metadata(article, chunk, len(chunks), chunker))
-            if len(self.ids) >= _BATCH:
-                self.flush()
+        if len(self.ids) >= _BATCH:  # only between documents
+            self.flush()
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -192,8 +184,30 @@ class _Writer:
         return np.stack([lookup[k] for k in keys])
 
     def _write(self, ids: list[str], texts: list[str], metas: list[dict[str, Any]], m: Any) -> int:
-        self.store.upsert(ids, texts, metas, m)
+        for a, b in _writes(metas, self.max_write):
+            self.store.upsert(ids[a:b], texts[a:b], metas[a:b], m[a:b])
         return len(ids)
+
+
+def _writes(metas: list[dict[str, Any]], limit: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each Chroma write: whole documents, at most ``limit`` chunks (a document
+    over the limit alone, in pieces)."""
+    start = 0
+    while start < len(metas):
+        end = start
+        while end < len(metas):
+            # a document's chunks are consecutive, in order: the rest of this one
+            n = int(metas[end]["n_chunks"]) - int(metas[end]["chunk_index"])
+            if end + n - start > limit and end > start:
+                break
+            end += n
+        if end - start > limit:
+            log.warning(
+                "document %s written in pieces (over %d chunks)", metas[start]["doc_id"], limit
+            )
+            end = start + limit
+        yield start, min(end, len(metas))
+        start = min(end, len(metas))
 
 
 def embed_text(title: str, text: str, tokens: int | None = None) -> str:
@@ -205,13 +219,26 @@ def embed_text(title: str, text: str, tokens: int | None = None) -> str:
     return text
 
 
-def _needs_work(state: DocState | None, article: Article, chunker: str) -> bool:
+def _cut_chunker(chunker: str, cap: int) -> str:
+    """The chunker id stored with an article cut at ``cap`` chunks (so a new cap redoes it)."""
+    return f"{chunker}:cut{cap}"
+
+
+def _needs_work(state: DocState | None, article: Article, chunker: str, cap: int) -> bool:
     return not (
         state is not None
         and state.complete
         and state.content_hash == article.content_hash
-        and state.chunker == chunker
+        and (
+            (state.chunker == chunker and state.n_chunks <= cap)
+            or state.chunker == _cut_chunker(chunker, cap)
+        )
     )
+
+
+def _same_sizes(built: str, chunker: str) -> bool:
+    """Whether two chunker ids differ at most in the version (same tokenizer and sizes)."""
+    return built.partition(":")[2] == chunker.partition(":")[2]
 
 
 def reembed(settings: Settings, store: Store) -> Store:
@@ -251,6 +278,59 @@ def reembed(settings: Settings, store: Store) -> Store:
     return Store(settings, store.embedder, store.client)
 
 
+def _articles(
+    path: Path, max_bytes: int, report: IngestReport, loaded: set[str]
+) -> Iterator[Article]:
+    """The articles of one file; every failure of the file or of a line becomes a skip, and a
+    file read to its end without one joins ``loaded``."""
+    try:
+        for item in load_path(path, max_bytes):
+            if isinstance(item, Skipped):
+                report.skipped.append(item)
+            else:
+                yield item
+    except LoadError as exc:
+        report.skipped.append(Skipped(exc.where, exc.reason))
+    except Exception as exc:  # a parser's own failure (deep nesting, memory…) on this input
+        log.debug("reading %s failed", path_text(path), exc_info=True)
+        report.skipped.append(Skipped(path_text(path), f"cannot be read ({_brief(exc)})"))
+    else:
+        loaded.add(path_text(path))
+
+
+def _chunks(
+    article: Article, where: str, settings: Settings, report: IngestReport
+) -> tuple[list[Chunk], bool] | None:
+    """The article's chunks (at most the cap) and whether it was cut; None if it cannot be."""
+    cap = settings.max_chunks_per_article
+    try:
+        chunks = list(
+            itertools.islice(
+                iter_chunks(article.text, settings.chunk_tokens, settings.chunk_overlap_tokens),
+                cap + 1,
+            )
+        )
+    except Exception as exc:
+        log.debug("chunking %s failed", where, exc_info=True)
+        report.skipped.append(Skipped(where, f"cannot be chunked ({_brief(exc)})"))
+        return None
+    if len(chunks) <= cap:
+        return chunks, False
+    kept = chunks[cap - 1].end / len(article.text)
+    report.warn(
+        where,
+        f"article cut at {cap:,} chunks (the first {kept:.0%} of its text kept); "
+        "raise NEWSDESK_MAX_CHUNKS_PER_ARTICLE to keep more",
+    )
+    return chunks[:cap], True
+
+
+def _brief(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 def _load_and_write(
     files: list[Path],
     settings: Settings,
@@ -262,33 +342,33 @@ def _load_and_write(
     """Read every file, hand changed articles to the writer; returns (ids seen, files read)."""
     seen: dict[str, str] = {}
     loaded: set[str] = set()  # files read without a file-level error
+    max_bytes = int(settings.max_article_mb * 1e6)
+    cap = settings.max_chunks_per_article
     for path in files:
-        try:
-            for item in load_path(path, int(settings.max_file_mb * 1e6)):
-                if isinstance(item, Skipped):
-                    report.skipped.append(item)
-                    continue
-                where = f"{path}:{item.extra['line']}" if "line" in item.extra else str(path)
-                if item.doc_id in seen:
-                    reason = f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})"
-                    report.skipped.append(Skipped(where, reason))
-                    continue
-                seen[item.doc_id] = where
-                state = states.get(item.doc_id)
-                if not _needs_work(state, item, chunker):
-                    report.unchanged += 1
-                    continue
-                chunks = chunk_text(item.text, settings.chunk_tokens, settings.chunk_overlap_tokens)
-                writer.add(item, chunks, chunker, replace=state is not None)
-                if state is None:
-                    report.added += 1
-                else:
-                    report.updated += 1
-            loaded.add(str(path))
-        except LoadError as exc:
-            report.skipped.append(Skipped(exc.where, exc.reason))
-        except InputError as exc:
-            report.skipped.append(Skipped(str(path), str(exc)))
+        for item in _articles(path, max_bytes, report, loaded):
+            where = path_text(path) + (f":{item.extra['line']}" if "line" in item.extra else "")
+            for note in item.notes:
+                report.warn(where, note)
+            if item.doc_id in seen:
+                reason = f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})"
+                report.skipped.append(Skipped(where, reason))
+                continue
+            seen[item.doc_id] = where
+            state = states.get(item.doc_id)
+            if not _needs_work(state, item, chunker, cap):
+                report.unchanged += 1
+                continue
+            made = _chunks(item, where, settings, report)
+            if made is None:
+                continue
+            chunks, cut = made
+            writer.add(
+                item, chunks, _cut_chunker(chunker, cap) if cut else chunker, state is not None
+            )
+            if state is None:
+                report.added += 1
+            else:
+                report.updated += 1
     return seen, loaded
 
 
@@ -312,11 +392,14 @@ def ingest_paths(
             store = reembed(settings, store)
     else:
         store.check_embedder()
-        if manifest.get("chunker") not in (None, chunker):
-            raise EmbedderMismatchError(
-                f"collection {store.name!r} was chunked with {manifest['chunker']}, settings ask "
-                f"for {chunker}; re-ingest with `newsdesk ingest --reembed PATH...`"
-            )
+        built = manifest.get("chunker")
+        if built not in (None, chunker):
+            if not _same_sizes(str(built), chunker):
+                raise EmbedderMismatchError(
+                    f"collection {store.name!r} was chunked with {built}, settings ask for "
+                    f"{chunker}; re-ingest with `newsdesk ingest --reembed PATH...`"
+                )
+            log.info("chunked by %s before: documents are redone as they are ingested", built)
     files, report.skipped = discover(paths)
     report.files = len(files)
     states = store.doc_states()
@@ -342,7 +425,7 @@ def ingest_paths(
             for doc_id, state in states.items()
             if doc_id not in seen
             and state.path
-            and (state.path in loaded or not Path(state.path).exists())
+            and (state.path in loaded or not path_exists(state.path))
         ]
         store.delete_docs(removed)
         report.removed = len(removed)
@@ -354,5 +437,5 @@ def ingest_paths(
     lexical.dirty_marker.unlink(missing_ok=True)
     report.seconds = time.perf_counter() - started
     for item in report.skipped:
-        log.info("skipped %s", item)
+        log.info("skipped %s", item.line)
     return report
