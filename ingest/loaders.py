@@ -202,10 +202,11 @@ def _article(
     if raw_date not in (None, ""):
         language = meta.get("language") if isinstance(meta.get("language"), str) else None
         published_at = iso_date(raw_date, language)
-        if not published_at:
-            name = meta.get("published_at_field", "published_at")
-            value = raw_date if isinstance(raw_date, str | int | float) else type(raw_date).__name__
-            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:79] + "…"
+        name = meta.get("published_at_field", "published_at")
+        if not isinstance(raw_date, str | int | float) or isinstance(raw_date, bool):
+            notes.append(f"field {name!r} is not a date ({type(raw_date).__name__}); kept undated")
+        elif not published_at:
+            shown = repr(raw_date) if len(repr(raw_date)) <= 80 else repr(raw_date)[:79] + "…"
             notes.append(f"field {name!r} has unparseable date {shown}; kept undated")
     return Article(
         doc_id=doc_id or path_doc_id(path),

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]  # called with the number of chunks stored so far
 _BATCH = 1024  # chunks per embedding batch: long enough to sort by length well
 _MAX_WRITE = 5000  # chunks per Chroma write when the client does not say its limit
+_RAISE_CAP = "raise NEWSDESK_MAX_CHUNKS_PER_ARTICLE to keep more"
 
 
 @dataclass
@@ -319,8 +320,7 @@ def _chunks(
     kept = chunks[cap - 1].end / len(article.text)
     report.warn(
         where,
-        f"article cut at {cap:,} chunks (the first {kept:.0%} of its text kept); "
-        "raise NEWSDESK_MAX_CHUNKS_PER_ARTICLE to keep more",
+        f"article cut at {cap:,} chunks (the first {kept:.1%} of its text kept); {_RAISE_CAP}",
     )
     return chunks[:cap], True
 
@@ -357,6 +357,8 @@ def _load_and_write(
             state = states.get(item.doc_id)
             if not _needs_work(state, item, chunker, cap):
                 report.unchanged += 1
+                if state is not None and state.chunker != chunker:  # stored cut: say so again
+                    report.warn(where, f"article cut at {cap:,} chunks when stored; {_RAISE_CAP}")
                 continue
             made = _chunks(item, where, settings, report)
             if made is None:

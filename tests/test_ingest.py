@@ -1286,3 +1286,64 @@ def test_embedder_mismatch_and_reembed(
         ingest_paths([str(small_corpus)], settings, store=Store(settings, embedder))
     again = ingest_paths([str(small_corpus)], openai_settings, store=reopened)
     assert again.unchanged == 5 and again.chunks == 0
+
+
+# ---------------------------------------------------------------- 7. limits and versions
+
+
+def test_chunk_cap_cuts_an_article_and_a_new_cap_redoes_it(
+    tmp_path: Path, embedder: MiniLMEmbeddings
+) -> None:
+    corpus = write_jsonl(tmp_path / "long.jsonl", synthetic_records(2, 1500, seed=8))
+    long_id = "synth-000"  # both records are long
+    full = {a.doc_id: len(chunk_text(a.text)) for a in load_articles(corpus).values()}
+    assert full[long_id] > 4
+    settings = make_settings(tmp_path / "home", max_chunks_per_article=4)
+    store = Store(settings, embedder)
+    report = ingest_paths([str(corpus)], settings, store=store)
+    assert report.exit_code == 0 and report.added == 2
+    cut = [w for w in report.warnings if "cut at 4 chunks" in w.reason]
+    assert [w.where for w in cut] == [f"{corpus.resolve()}:{n}" for n in (1, 2)]
+    states = store.doc_states()
+    assert states[long_id].n_chunks == 4 and states[long_id].complete
+    stored = by_doc(list(store.iter_chunks()))[long_id]
+    expected = chunk_text(load_articles(corpus)[long_id].text)[:4]
+    assert [(c.text, c.metadata["end"]) for c in stored] == [(e.text, e.end) for e in expected]
+
+    again = ingest_paths([str(corpus)], settings, store=store)
+    assert (again.unchanged, again.chunks) == (2, 0)
+    assert [w.where for w in again.warnings] == [w.where for w in cut]  # still said
+
+    roomy = make_settings(tmp_path / "home", max_chunks_per_article=1000)
+    more = ingest_paths([str(corpus)], roomy, store=Store(roomy, embedder))
+    assert (more.updated, more.warnings) == (2, [])
+    assert {d: s.n_chunks for d, s in Store(roomy, embedder).doc_states().items()} == full
+    assert_consistent(Store(roomy, embedder), load_articles(corpus))
+
+
+def test_older_chunker_version_is_redone_on_plain_reingest(
+    small_corpus: Path, embedder: MiniLMEmbeddings, settings: Settings
+) -> None:
+    """Loader or chunker fixes bump the version; a plain ingest redoes what it meets (a change
+    of chunk sizes still needs --reembed)."""
+    store = Store(settings, embedder)
+    ingest_paths([str(small_corpus)], settings, store=store)
+    current = chunker_id(settings.chunk_tokens, settings.chunk_overlap_tokens)
+    old = current.replace(current.split(":")[0], "sent-v2")
+    chunks = list(store.iter_chunks())
+    for chunk in chunks:
+        chunk.metadata["chunker"] = old
+    store.collection.update(
+        ids=[c.chunk_id for c in chunks], metadatas=[c.metadata for c in chunks]
+    )
+    store.set_manifest(chunker=old)
+
+    report = ingest_paths([str(small_corpus)], settings, store=store)
+    assert (report.updated, report.unchanged, report.skipped) == (5, 0, [])
+    assert store.manifest()["chunker"] == current
+    assert {s.chunker for s in store.doc_states().values()} == {current}
+    assert_consistent(store, load_articles(small_corpus))
+
+    store.set_manifest(chunker=old.replace(":230:", ":200:"))
+    with pytest.raises(EmbedderMismatchError, match="--reembed"):
+        ingest_paths([str(small_corpus)], settings, store=store)

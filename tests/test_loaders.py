@@ -300,8 +300,14 @@ def test_deep_folders_are_walked_without_recursion(tmp_path: Path) -> None:
         deep = deep / "d"
         deep.mkdir()
     (deep / "bottom.txt").write_text(BODY)
-    files, skipped = discover([str(tmp_path)])
-    assert [f.name for f in files] == ["bottom.txt"] and skipped == []
+    try:
+        files, skipped = discover([str(tmp_path)])
+        assert [f.name for f in files] == ["bottom.txt"] and skipped == []
+    finally:  # pytest's own clean-up of tmp_path recurses, so take the tower down here
+        (deep / "bottom.txt").unlink()
+        while deep != tmp_path:
+            deep.rmdir()
+            deep = deep.parent
 
 
 # --------------------------------------------------------------------------- properties
