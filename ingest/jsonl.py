@@ -26,6 +26,7 @@ from ingest.notes import Skipped
 log = logging.getLogger(__name__)
 
 MAX_ID_CHARS = 256
+RAISE_LIMIT = "raise NEWSDESK_MAX_ARTICLE_MB"
 _READ = 1 << 20  # bytes read at a time while skipping the rest of an over-long line
 FIELDS = {
     "doc_id": ("id", "doc_id"),
@@ -82,7 +83,7 @@ def read_records(
             for lineno, raw, size in _lines(handle, max_bytes):
                 where = f"{os.fsdecode(path)}:{lineno}"
                 if raw is None:
-                    limit = f"{_size(size)} > {_size(max_bytes)} limit"
+                    limit = f"{_size(size)} > {_size(max_bytes)} limit; {RAISE_LIMIT}"
                     yield lineno, Skipped(where, f"line too large ({limit})"), None
                 elif raw.strip():
                     yield lineno, *_record(where, raw)

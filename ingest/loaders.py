@@ -27,7 +27,7 @@ from typing import Any
 from ingest.dates import iso_date, parse_date
 from ingest.decode import NotText, clean, decode
 from ingest.html import NoArticle, extract, strip_hidden_markup
-from ingest.jsonl import ArchiveError, article_fields, read_records
+from ingest.jsonl import RAISE_LIMIT, ArchiveError, article_fields, read_records
 from ingest.notes import Salvaged, Skipped, path_text, safe_line
 
 __all__ = [
@@ -309,7 +309,7 @@ def load_path(path: Path, max_bytes: int) -> Iterator[Article | Skipped]:
     except OSError as exc:
         raise LoadError(path, f"cannot read ({exc.strerror})") from None
     if size > max_bytes and suffix != ".jsonl":
-        limit = f"{_size(size)} > {_size(max_bytes)} limit, NEWSDESK_MAX_ARTICLE_MB"
+        limit = f"{_size(size)} > {_size(max_bytes)} limit; {RAISE_LIMIT}"
         raise LoadError(path, f"too large ({limit})")
     if size == 0:
         raise LoadError(path, "empty file")

@@ -15,32 +15,36 @@ warning; only a failure of the store itself ends the run.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from assistant.embeddings import MAX_PIECES, MiniLMEmbeddings, embed_array
+from assistant.embeddings import MiniLMEmbeddings, embed_array
 from assistant.errors import EmbedderMismatchError
-from assistant.lexical import LexicalStore, index_text
+from assistant.lexical import LexicalStore
 from assistant.settings import Settings
 from assistant.store import DocState, Store
-from ingest.chunking import Chunk, chunker_id, count_tokens, iter_chunks
+from ingest.chunking import Chunk, chunker_id, iter_chunks
 from ingest.discover import discover
 from ingest.loaders import Article, LoadError, load_path
 from ingest.notes import Salvaged, Skipped, path_exists, path_text
+from ingest.writer import Progress, Writer, embed_text
+
+__all__ = [
+    "IngestReport",
+    "Progress",
+    "discover",
+    "embed_text",
+    "ingest_paths",
+    "reembed",
+]
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int], None]  # called with the number of chunks stored so far
 _BATCH = 1024  # chunks per embedding batch: long enough to sort by length well
-_MAX_WRITE = 5000  # chunks per Chroma write when the client does not say its limit
 _RAISE_CAP = "raise NEWSDESK_MAX_CHUNKS_PER_ARTICLE to keep more"
 
 
@@ -82,142 +86,6 @@ class IngestReport:
         note = Salvaged(where, reason)
         self.warnings.append(note)
         log.warning("%s", note.line)
-
-
-def _metadata(article: Article, chunk: Chunk, n_chunks: int, chunker: str) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "doc_id": article.doc_id,
-        "chunk_index": chunk.index,
-        "n_chunks": n_chunks,
-        "start": chunk.start,
-        "end": chunk.end,
-        "content_hash": article.content_hash,
-        "chunker": chunker,
-        "path": article.path,
-    }
-    for key in ("title", "source", "url", "author", "published_at"):
-        value = getattr(article, key)
-        if value:
-            meta[key] = value
-    if article.published_ts is not None:
-        meta["published_ts"] = article.published_ts
-    return meta
-
-
-class _Writer:
-    """Embeds and upserts chunks in batches of whole documents; deletes a changed document's
-    old chunks first. A document's chunks go to Chroma in one write (up to the client's write
-    limit, which the chunk cap stays under), so search never sees part of one."""
-
-    def __init__(self, store: Store, progress: Progress | None) -> None:
-        self.store = store
-        self.progress = progress
-        self.done = 0
-        try:
-            self.max_write = int(store.client.get_max_batch_size())
-        except Exception:  # an older client or server: Chroma's usual limit
-            self.max_write = _MAX_WRITE
-        # Chroma writes of one batch overlap the embedding of the next; at most one in flight
-        self._writes = ThreadPoolExecutor(1, thread_name_prefix="chroma-write")
-        self._pending: Future[int] | None = None
-        self.ids: list[str] = []
-        self.texts: list[str] = []
-        self.embed_texts: list[str] = []
-        self.metas: list[dict[str, Any]] = []
-        self.to_delete: list[str] = []
-
-    def add(self, article: Article, chunks: list[Chunk], chunker: str, replace: bool) -> None:
-        if replace:
-            self.to_delete.append(article.doc_id)
-        for chunk in chunks:
-            self.ids.append(f"{article.doc_id}:{chunk.index}")
-            self.texts.append(chunk.text)
-            self.embed_texts.append(embed_text(article.title, chunk.text, chunk.tokens))
-            self.metas.append(_metadata(article, chunk, len(chunks), chunker))
-        if len(self.ids) >= _BATCH:  # only between documents
-            self.flush()
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            self.done += self._pending.result()  # re-raises a failed write
-            self._pending = None
-            if self.progress:
-                self.progress(self.done)
-
-    def abort(self) -> None:
-        """After an error: let the write in flight finish, store nothing more."""
-        try:
-            self._wait()
-        except Exception as exc:  # the error being handled already says what went wrong
-            log.warning("a chunk write failed while stopping: %s", exc)
-        finally:
-            self._writes.shutdown(wait=True)
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            try:
-                self._wait()
-            finally:
-                self._writes.shutdown(wait=True)
-
-    def flush(self) -> None:
-        deletes, self.to_delete = self.to_delete, []
-        matrix = self._embed() if self.ids else None
-        self._wait()
-        if deletes:  # a changed document's old chunks go before its new ones arrive
-            self.store.delete_docs(deletes)
-        if matrix is not None:
-            batch = (self.ids, self.texts, self.metas, matrix)
-            self._pending = self._writes.submit(self._write, *batch)
-        self.ids, self.texts, self.embed_texts, self.metas = [], [], [], []
-
-    def _embed(self) -> np.ndarray:
-        """Vectors for the batch; identical texts (syndicated copies, boilerplate) embed once."""
-        keys = [hashlib.sha1(t.encode()).digest() for t in self.embed_texts]
-        first: dict[bytes, int] = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        uniq = list(first.values())
-        vectors = embed_array(self.store.embedder, [self.embed_texts[i] for i in uniq])
-        lookup = {keys[i]: vectors[j] for j, i in enumerate(uniq)}
-        return np.stack([lookup[k] for k in keys])
-
-    def _write(self, ids: list[str], texts: list[str], metas: list[dict[str, Any]], m: Any) -> int:
-        for a, b in _writes(metas, self.max_write):
-            self.store.upsert(ids[a:b], texts[a:b], metas[a:b], m[a:b])
-        return len(ids)
-
-
-def _writes(metas: list[dict[str, Any]], limit: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of each Chroma write: whole documents, at most ``limit`` chunks (a document
-    over the limit alone, in pieces)."""
-    start = 0
-    while start < len(metas):
-        end = start
-        while end < len(metas):
-            # a document's chunks are consecutive, in order: the rest of this one
-            n = int(metas[end]["n_chunks"]) - int(metas[end]["chunk_index"])
-            if end + n - start > limit and end > start:
-                break
-            end += n
-        if end - start > limit:
-            log.warning(
-                "document %s written in pieces (over %d chunks)", metas[start]["doc_id"], limit
-            )
-            end = start + limit
-        yield start, min(end, len(metas))
-        start = min(end, len(metas))
-
-
-def embed_text(title: str, text: str, tokens: int | None = None) -> str:
-    """What the embedder sees: the headline gives each chunk its topic, when headline and chunk
-    fit the model's window together (else the chunk alone, never truncated)."""
-    tokens = count_tokens(text) if tokens is None else tokens
-    if title and tokens + count_tokens(title) + 3 <= MAX_PIECES:
-        return index_text(title, text)
-    return text
 
 
 def _cut_chunker(chunker: str, cap: int) -> str:
@@ -336,7 +204,7 @@ def _load_and_write(
     settings: Settings,
     states: dict[str, DocState],
     chunker: str,
-    writer: _Writer,
+    writer: Writer,
     report: IngestReport,
 ) -> tuple[dict[str, str], set[str]]:
     """Read every file, hand changed articles to the writer; returns (ids seen, files read)."""
@@ -407,7 +275,7 @@ def ingest_paths(
     states = store.doc_states()
     lexical = LexicalStore.beside(settings, store)
     lexical.mark_dirty()  # cleared once the BM25 index matches the collection again
-    writer = _Writer(store, progress)
+    writer = Writer(store, progress, _BATCH)
     try:
         seen, loaded = _load_and_write(files, settings, states, chunker, writer, report)
     except BaseException:

@@ -231,8 +231,8 @@ CASES = [
         [],
         {"NEWSDESK_MAX_ARTICLE_MB": "1"},
         [
-            "archive.jsonl:21: line too large (1.5 MB > 1.0 MB limit)",
-            "big.txt: too large (1.5 MB > 1.0 MB limit",
+            "archive.jsonl:21: line too large (1.5 MB > 1.0 MB limit; raise NEWSDESK_MAX_ARTIC",
+            "big.txt: too large (1.5 MB > 1.0 MB limit; raise NEWSDESK_MAX_ARTICLE_MB)",
         ],
         [],
     ),

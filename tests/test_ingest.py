@@ -33,6 +33,7 @@ from ingest import pipeline
 from ingest.chunking import chunk_text, chunker_id, count_tokens
 from ingest.loaders import Article, LoadError, Skipped, load_path, path_doc_id
 from ingest.pipeline import IngestReport, ingest_paths
+from ingest.writer import writes
 from tests.fake_openai import EMBEDDING_DIM, FakeOpenAI, fake_embedding
 from tests.pdf_util import make_pdf
 
@@ -1227,10 +1228,10 @@ def test_interrupted_ingest_leaves_whole_documents_and_half_written_ones_are_red
 def test_chroma_writes_hold_whole_documents() -> None:
     docs = (("a", 3), ("b", 2), ("c", 4), ("d", 1))
     metas = [{"doc_id": d, "n_chunks": n, "chunk_index": i} for d, n in docs for i in range(n)]
-    assert list(pipeline._writes(metas, 5)) == [(0, 5), (5, 10)]
-    assert list(pipeline._writes(metas, 100)) == [(0, 10)]
+    assert list(writes(metas, 5)) == [(0, 5), (5, 10)]
+    assert list(writes(metas, 100)) == [(0, 10)]
     # "c" alone is over the limit: written in pieces (its last one with "d")
-    assert list(pipeline._writes(metas, 3)) == [(0, 3), (3, 5), (5, 8), (8, 10)]
+    assert list(writes(metas, 3)) == [(0, 3), (3, 5), (5, 8), (8, 10)]
 
 
 # ----------------------------------------------------------------- 6. embedder mismatch

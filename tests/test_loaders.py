@@ -208,7 +208,10 @@ def test_jsonl_streams_past_the_size_limit_and_skips_lines_over_it(tmp_path: Pat
     skipped = [i for i in items if isinstance(i, Skipped)]
     assert len([i for i in items if isinstance(i, Article)]) == 299
     assert [s.where for s in skipped] == [f"{path}:8"]
-    assert skipped[0].reason == "line too large (12.0 kB > 5.0 kB limit)"
+    assert (
+        skipped[0].reason
+        == "line too large (12.0 kB > 5.0 kB limit; raise NEWSDESK_MAX_ARTICLE_MB)"
+    )
 
 
 def test_jsonl_hostile_lines_are_skipped_one_by_one(tmp_path: Path) -> None:
