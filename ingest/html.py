@@ -122,7 +122,9 @@ def extract(html: str) -> tuple[str, dict[str, Any]]:
     tree = load_html(html)
     if tree is None:
         raise NoArticle("not an HTML page")
+    before = len(tree.text_content().split())
     strip_hidden(tree)
+    hidden = before - len(tree.text_content().split())
     language = page_language(tree)
     doc = trafilatura.bare_extraction(
         tree, with_metadata=True, include_comments=False, include_tables=False
@@ -130,8 +132,10 @@ def extract(html: str) -> tuple[str, dict[str, Any]]:
     text = (getattr(doc, "text", None) or "") if doc is not None else ""
     words = len(text.split())
     if words < MIN_HTML_WORDS:
-        # trafilatura falls back to whatever text a page has (a cookie banner, a menu)
-        raise NoArticle(f"no article text found in the HTML ({words} words)")
+        # trafilatura falls back to whatever text a page has (a cookie banner, a menu); a page
+        # saved with a dialog open may have marked all of its article hidden (aria-hidden)
+        dropped = f"; {hidden:,} words hidden from readers dropped" if hidden > 0 else ""
+        raise NoArticle(f"no article text found in the HTML ({words} words{dropped})")
     meta = {
         "title": doc.title,
         "source": doc.sitename,

@@ -166,6 +166,17 @@ def test_hidden_html_content_and_comments_are_dropped(tmp_path: Path) -> None:
     assert "in small print after the vote" in " ".join(article.text.split())  # visible: kept
 
 
+def test_a_page_whose_article_is_all_hidden_says_so(tmp_path: Path) -> None:
+    """Saved with a dialog open, a page may mark its whole article aria-hidden."""
+    page = HIDDEN_HTML.replace("<article>", '<article aria-hidden="true">')
+    path = tmp_path / "modal.html"
+    path.write_text(page, encoding="utf-8")
+    with pytest.raises(
+        LoadError, match=r"no article text found in the HTML \(0 words; \d+ words hidden"
+    ):
+        list(load_path(path, BIG))
+
+
 def test_markdown_comments_and_hidden_html_are_dropped(tmp_path: Path) -> None:
     body = (
         "The port reopened on Monday. <!-- SECRET-INLINE -->Ships sailed.\n\n"
