@@ -1225,6 +1225,29 @@ def test_interrupted_ingest_leaves_whole_documents_and_half_written_ones_are_red
     assert lexical_current(settings, store)
 
 
+def test_search_never_sees_part_of_a_document_during_ingest(
+    tmp_path: Path, embedder: MiniLMEmbeddings, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = write_jsonl(tmp_path / "six.jsonl", synthetic_records(6, 700, seed=4))
+    sizes = {a.doc_id: len(chunk_text(a.text)) for a in load_articles(corpus).values()}
+    assert min(sizes.values()) >= 3
+    monkeypatch.setattr(pipeline, "_BATCH", 2)  # a write after every document
+    store = Store(settings, embedder)
+    seen: list[dict[str, int]] = []
+
+    def check(done: int) -> None:  # between two writes
+        states = store.doc_states()
+        assert all(state.complete for state in states.values()), states
+        hits = store.query(embedder.embed_query("ceasefire talks at the border"), 50)
+        visible = {str(chunk.metadata["doc_id"]) for chunk, _ in hits}
+        assert visible <= set(states)
+        seen.append({doc: state.stored for doc, state in states.items()})
+
+    ingest_paths([str(corpus)], settings, store=store, progress=check)
+    assert [len(s) for s in seen] == list(range(1, 7))  # one whole document more each time
+    assert seen[-1] == sizes
+
+
 def test_chroma_writes_hold_whole_documents() -> None:
     docs = (("a", 3), ("b", 2), ("c", 4), ("d", 1))
     metas = [{"doc_id": d, "n_chunks": n, "chunk_index": i} for d, n in docs for i in range(n)]
