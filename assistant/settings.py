@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     # Chunking.
     chunk_tokens: int = Field(default=230, ge=32, le=240)
     chunk_overlap_tokens: int = Field(default=30, ge=0, le=100)
-    max_file_mb: float = 25.0
+    # Ingest limits. An article over max_article_mb is skipped, and so is a file over it in a
+    # format read whole (.txt .md .html .pdf); .jsonl/.jsonl.gz archives stream at any size.
+    max_article_mb: float = Field(default=25.0, gt=0)
+    # An article is cut after this many chunks (with a warning). Its chunks go to Chroma in
+    # one write, so it is invisible to search until all are stored: at most Chroma's batch.
+    max_chunks_per_article: int = Field(default=1000, ge=1, le=5000)
 
     # Retrieval.
     # HNSW search breadth: Chroma's default (100) found 95.7% of the exact 60 nearest chunks on

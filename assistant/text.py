@@ -17,9 +17,12 @@ _ABBREV = {
     "a.m", "p.m", "mt", "ft", "approx", "dept", "est", "fig", "pres",
 }  # fmt: skip
 # a sentence ends at . ! ? (plus closing quotes and any citation markers like " [1][2]")
-# before a capital or digit, at a blank line, or before a bullet
+# before a capital or digit, at a CJK full stop, exclamation or question mark (。！？, no space
+# needed), at a blank line, or before a bullet. A run of stops is matched from its first mark
+# only and never backtracked into, so the scan stays linear on "!!!!…" or "。。。。…".
 _BOUNDARY = re.compile(
-    r"[.!?…]+[\"'”’)\]]*(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])*\s+(?=[\"'“‘(]?[A-Z0-9])"
+    r"(?<![.!?…])[.!?…]++[\"'”’)\]]*+(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])*\s+(?=[\"'“‘(]?[A-Z0-9])"
+    r"|(?<![。！？｡])[。！？｡]++[」』”’）》〉】)\]\"']*+\s*"
     r"|\n\s*\n|\n(?=\s*[-*•])"
 )
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’\-]*")

@@ -1,28 +1,44 @@
 """Read one file into :class:`Article` records, or fail with a one-line :class:`LoadError`.
 
 Formats: ``.txt``/``.md`` (optional ``---`` front matter), ``.html``/``.htm`` (main text by
-trafilatura), ``.pdf`` (pypdf) and ``.jsonl`` (one article a line). A bad line of a JSONL file
+trafilatura, hidden content dropped: :mod:`ingest.html`), ``.pdf`` (pypdf) and ``.jsonl`` /
+``.jsonl.gz`` (one article a line, streamed: :mod:`ingest.jsonl`).
+
+Salvage over rejection: an unparseable date leaves the article undated, a few undecodable bytes
+are replaced, a field of the wrong type or size is dropped or cut; each repair is a note on the
+article (:attr:`Article.notes`) that ingest reports. The size limit applies to each article, and
+to the file only for the formats read whole (everything but JSONL). A bad line of a JSONL file
 is reported and skipped; the file's good lines still load.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from ingest.dates import iso_date, parse_date
+from ingest.decode import NotText, clean, decode
+from ingest.html import NoArticle, extract, strip_hidden_markup
+from ingest.jsonl import RAISE_LIMIT, ArchiveError, article_fields, read_records
+from ingest.notes import Salvaged, Skipped, path_text, safe_line
+
+__all__ = [
+    "SUFFIXES", "Article", "LoadError", "Salvaged", "Skipped", "iso_date", "load_path",
+    "parse_date", "path_doc_id",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-MIN_HTML_WORDS = 25
 SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".jsonl", ".gz"}
+MAX_FIELD_CHARS = 2000  # title, source, url, author: longer values are cut
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 _META_KEYS = {
     "title": "title",
@@ -33,16 +49,22 @@ _META_KEYS = {
     "published_at": "published_at",
     "publish_date": "published_at",
     "date": "published_at",
+    "language": "language",
+    "lang": "language",
 }
+# Markdown links and images; bounded, so text full of unmatched brackets stays linear
+_IMAGE = re.compile(r"!\[[^\]\n]{0,1000}\]\([^)\n]{0,2000}\)")
+_LINK = re.compile(r"\[([^\]\n]{1,1000})\]\([^)\n]{0,2000}\)")
+_STRONG = re.compile(r"(\*\*|__)(.+?)\1")
 
 
 class LoadError(Exception):
     """A file or record that cannot be ingested; ``str()`` is one line naming it."""
 
     def __init__(self, where: Path | str, reason: str) -> None:
-        super().__init__(f"{where}: {reason}")
-        self.where = str(where)
-        self.reason = reason
+        self.where = safe_line(path_text(where) if isinstance(where, Path) else str(where))
+        self.reason = safe_line(reason)
+        super().__init__(f"{self.where}: {self.reason}")
 
 
 @dataclass
@@ -56,6 +78,7 @@ class Article:
     author: str = ""
     published_at: str = ""  # ISO date or datetime, "" when unknown
     extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was repaired or dropped, one line each
 
     @property
     def content_hash(self) -> str:
@@ -70,53 +93,15 @@ class Article:
         return int(parsed.timestamp()) if parsed else None
 
 
-@dataclass
-class Skipped:
-    where: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.reason}"
-
-
-def parse_date(value: str | None) -> datetime | None:
-    """Parse the dates news feeds use (ISO, ``YYYY/MM/DD``, with or without time)."""
-    if not value:
-        return None
-    text = str(value).strip().replace("/", "-")
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = datetime.combine(date.fromisoformat(text[:10]), datetime.min.time())
-        except ValueError:
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def iso_date(value: str | None) -> str:
-    parsed = parse_date(value)
-    if parsed is None:
-        return ""
-    if parsed.hour == parsed.minute == parsed.second == 0:
-        return parsed.date().isoformat()
-    return parsed.isoformat()
-
-
 def path_doc_id(path: Path) -> str:
-    return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    return hashlib.sha1(os.fsencode(path.resolve())).hexdigest()[:16]
 
 
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
-        raise LoadError(path, "binary file, not text")
+def _read_text(path: Path) -> tuple[str, str | None]:
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LoadError(path, f"not UTF-8 text (byte {exc.start})") from None
+        return decode(path.read_bytes())
+    except NotText as exc:
+        raise LoadError(path, str(exc)) from None
 
 
 def _front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -129,11 +114,30 @@ def _front_matter(text: str) -> tuple[dict[str, str], str]:
         key = key.strip().lower()
         if sep and key in _META_KEYS:
             meta[_META_KEYS[key]] = value.strip().strip("'\"")
+            meta[f"{_META_KEYS[key]}_field"] = key
     return meta, text[match.end() :]
 
 
+def _drop_comments(text: str) -> str:
+    """Remove ``<!-- … -->`` comments; an unclosed one hides the rest, as when rendered."""
+    if "<!--" not in text:
+        return text
+    out: list[str] = []
+    cursor = 0
+    while (start := text.find("<!--", cursor)) >= 0:
+        out.append(text[cursor:start])
+        end = text.find("-->", start + 4)
+        if end < 0:
+            return "".join(out)
+        cursor = end + 3
+    out.append(text[cursor:])
+    return "".join(out)
+
+
 def _strip_markdown(body: str) -> tuple[str, str]:
-    """Drop Markdown syntax that would pollute passages; return (first heading, text)."""
+    """Drop Markdown syntax that would pollute passages, comments and hidden HTML; return
+    (first heading, text)."""
+    body = strip_hidden_markup(_drop_comments(body))
     heading = ""
     lines = []
     for line in body.splitlines():
@@ -145,9 +149,9 @@ def _strip_markdown(body: str) -> tuple[str, str]:
             stripped = stripped.lstrip("#").strip()
         lines.append(stripped)
     text = "\n".join(lines)
-    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
+    text = _IMAGE.sub("", text)
+    text = _LINK.sub(r"\1", text)
+    text = _STRONG.sub(r"\2", text)
     return heading, text
 
 
@@ -161,62 +165,78 @@ def _paragraphs(text: str, lines_are_paragraphs: bool) -> str:
     return re.sub(r"\n\s*\n\s*", "\n\n", text).strip()
 
 
+def _field_text(meta: dict[str, Any], key: str, notes: list[str]) -> str:
+    """A metadata field as clean text; a value of the wrong type is dropped, a long one cut."""
+    value = meta.get(key)
+    name = meta.get(f"{key}_field", key)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        notes.append(f"field {name!r} is not text ({type(value).__name__}); ignored")
+        return ""
+    text = " ".join(clean(str(value)).split())
+    if len(text) > MAX_FIELD_CHARS:
+        notes.append(f"field {name!r} cut to {MAX_FIELD_CHARS:,} of {len(text):,} characters")
+        text = text[:MAX_FIELD_CHARS]
+    return text
+
+
 def _article(
     path: Path,
     text: str,
     meta: dict[str, Any],
     doc_id: str | None = None,
     lines_are_paragraphs: bool = False,
+    notes: list[str] | None = None,
 ) -> Article:
-    text = _paragraphs(text, lines_are_paragraphs)
-    title = str(meta.get("title") or "").strip()
+    notes = list(notes or [])
+    text = _paragraphs(clean(text), lines_are_paragraphs)
+    title = _field_text(meta, "title", notes)
     first, _, rest = text.partition("\n\n")
     if title and rest and first.strip().rstrip(".").lower() == title.rstrip(".").lower():
         text = rest  # the headline repeated as the first paragraph
     if not text:
         raise LoadError(path, "no text to ingest (empty)")
+    published_at = ""
     raw_date = meta.get("published_at")
-    if raw_date and not iso_date(raw_date):
-        raise LoadError(path, f"field 'published_at' has unparseable date {raw_date!r}")
+    if raw_date not in (None, ""):
+        language = meta.get("language") if isinstance(meta.get("language"), str) else None
+        published_at = iso_date(raw_date, language)
+        name = meta.get("published_at_field", "published_at")
+        if not isinstance(raw_date, str | int | float) or isinstance(raw_date, bool):
+            notes.append(f"field {name!r} is not a date ({type(raw_date).__name__}); kept undated")
+        elif not published_at:
+            shown = repr(raw_date) if len(repr(raw_date)) <= 80 else repr(raw_date)[:79] + "…"
+            notes.append(f"field {name!r} has unparseable date {shown}; kept undated")
     return Article(
         doc_id=doc_id or path_doc_id(path),
         text=text,
-        path=str(path.resolve()),
+        path=path_text(path.resolve()),
         title=title,
-        source=str(meta.get("source") or "").strip(),
-        url=str(meta.get("url") or "").strip(),
-        author=str(meta.get("author") or "").strip(),
-        published_at=iso_date(meta.get("published_at")),
+        source=_field_text(meta, "source", notes),
+        url=_field_text(meta, "url", notes),
+        author=_field_text(meta, "author", notes),
+        published_at=published_at,
+        notes=notes,
     )
 
 
 def load_text(path: Path) -> Article:
-    meta, body = _front_matter(_read_text(path))
+    text, note = _read_text(path)
+    meta, body = _front_matter(text)
     if path.suffix.lower() in {".md", ".markdown"}:
         heading, body = _strip_markdown(body)
         meta.setdefault("title", heading)
-    return _article(path, body, meta)
+    return _article(path, body, meta, notes=[note] if note else None)
 
 
 def load_html(path: Path) -> Article:
-    import trafilatura
-
-    html = _read_text(path)
-    doc = trafilatura.bare_extraction(
-        html, with_metadata=True, include_comments=False, include_tables=False, as_dict=True
-    )
-    text = (doc or {}).get("text") or ""
-    if len(text.split()) < MIN_HTML_WORDS:
-        # trafilatura falls back to whatever text a page has (a cookie banner, a menu)
-        raise LoadError(path, f"no article text found in the HTML ({len(text.split())} words)")
-    meta = {
-        "title": doc.get("title"),
-        "source": doc.get("sitename"),
-        "url": doc.get("url"),
-        "author": doc.get("author"),
-        "published_at": doc.get("date"),
-    }
-    return _article(path, text, meta, lines_are_paragraphs=True)
+    html, note = _read_text(path)
+    try:
+        text, meta = extract(html)
+    except NoArticle as exc:
+        raise LoadError(path, str(exc)) from None
+    return _article(path, text, meta, lines_are_paragraphs=True, notes=[note] if note else None)
 
 
 def load_pdf(path: Path) -> Article:
@@ -229,89 +249,54 @@ def load_pdf(path: Path) -> Article:
         info = reader.metadata or {}
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise LoadError(path, f"broken PDF ({type(exc).__name__}: {exc})") from None
+    notes = []
     try:
-        created = getattr(info, "creation_date", None) if info else None
+        created: datetime | None = getattr(info, "creation_date", None) if info else None
     except ValueError:  # a malformed /CreationDate: keep the text, drop the date
-        log.info("%s: unreadable PDF creation date ignored", path)
+        notes.append("unreadable PDF creation date; kept undated")
         created = None
     meta = {
         "title": (info.get("/Title") if info else None) or path.stem.replace("-", " "),
         "author": info.get("/Author") if info else None,
         "published_at": created.isoformat() if created else None,
     }
-    return _article(path, "\n\n".join(pages), meta)
+    return _article(path, "\n\n".join(pages), meta, notes=notes)
 
 
-_JSONL_FIELDS = {
-    "doc_id": ("id", "doc_id"),
-    "title": ("title",),
-    "source": ("source", "outlet", "origin_source"),
-    "url": ("url",),
-    "published_at": ("published_at", "publish_date", "date"),
-    "author": ("author",),
-}
-
-
-def iter_jsonl(path: Path) -> Iterator[Article | Skipped]:
+def iter_jsonl(path: Path, max_bytes: int) -> Iterator[Article | Skipped]:
     """One :class:`Article` per good line; one :class:`Skipped` per bad line, naming it."""
     try:
-        handle = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115
-    except OSError as exc:
-        raise LoadError(path, f"cannot read ({exc.strerror})") from None
-    with handle:
-        for lineno, raw in enumerate(handle, start=1):
-            where = f"{path}:{lineno}"
-            if not raw.strip():
+        for lineno, record, note in read_records(path, max_bytes):
+            where = f"{path_text(path)}:{lineno}"
+            if isinstance(record, Skipped):
+                yield record
                 continue
             try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield Skipped(where, f"malformed JSON ({exc.__class__.__name__})")
-                continue
-            if not isinstance(record, dict):
-                yield Skipped(where, "line is not a JSON object")
-                continue
-            text = record.get("text")
-            if not isinstance(text, str) or not text.strip():
-                yield Skipped(where, "field 'text' is missing or empty")
-                continue
-            meta = {
-                key: next((record[n] for n in names if record.get(n) not in (None, "")), None)
-                for key, names in _JSONL_FIELDS.items()
-            }
-            doc_id = meta.pop("doc_id")
-            if not meta.get("source") and isinstance(meta.get("url"), str):
-                meta["source"] = _host(meta["url"])
-            if doc_id is not None and (
-                isinstance(doc_id, bool) or not isinstance(doc_id, str | int)
-            ):
-                yield Skipped(where, f"field 'id' has unusable value {doc_id!r}")
-                continue
-            if doc_id is None:
-                doc_id = hashlib.sha1(f"{path.resolve()}:{lineno}".encode()).hexdigest()[:16]
-            try:
-                article = _article(path, text, meta, doc_id=str(doc_id))
+                yield _jsonl_article(path, lineno, record, note)
             except LoadError as exc:
                 yield Skipped(where, exc.reason)
-                continue
-            article.extra = {"line": lineno}
-            yield article
+            except Exception as exc:  # one odd record must not stop the archive
+                log.debug("%s", where, exc_info=True)
+                yield Skipped(where, f"unusable record ({type(exc).__name__}: {exc})")
+    except ArchiveError as exc:
+        raise LoadError(path, exc.reason) from None
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
-def _host(url: str) -> str:
-    host = urlsplit(url).hostname or ""
-    return host.removeprefix("www.")
+def _jsonl_article(path: Path, lineno: int, record: dict[str, Any], note: str | None) -> Article:
+    fields = article_fields(path, lineno, record)
+    if isinstance(fields, str):
+        raise LoadError(path, fields)
+    article = _article(
+        path, fields.pop("text"), fields, doc_id=fields["doc_id"], notes=[note] if note else None
+    )
+    article.extra = {"line": lineno}
+    return article
 
 
 def load_path(path: Path, max_bytes: int) -> Iterator[Article | Skipped]:
-    """Articles from one file; raises :class:`LoadError` when the whole file is unusable."""
+    """Articles from one file; raises :class:`LoadError` when the whole file is unusable.
+
+    ``max_bytes`` bounds each article, and the file itself for the formats read whole."""
     suffix = path.suffix.lower()
     if suffix == ".gz" and path.name.lower().endswith(".jsonl.gz"):
         suffix = ".jsonl"
@@ -323,13 +308,14 @@ def load_path(path: Path, max_bytes: int) -> Iterator[Article | Skipped]:
         size = path.stat().st_size
     except OSError as exc:
         raise LoadError(path, f"cannot read ({exc.strerror})") from None
-    if size > max_bytes:
-        raise LoadError(path, f"too large ({_size(size)} > {_size(max_bytes)} limit)")
+    if size > max_bytes and suffix != ".jsonl":
+        limit = f"{_size(size)} > {_size(max_bytes)} limit; {RAISE_LIMIT}"
+        raise LoadError(path, f"too large ({limit})")
     if size == 0:
         raise LoadError(path, "empty file")
     try:
         if suffix == ".jsonl":
-            yield from iter_jsonl(path)
+            yield from iter_jsonl(path, max_bytes)
         elif suffix in {".html", ".htm"}:
             yield load_html(path)
         elif suffix == ".pdf":
@@ -340,3 +326,10 @@ def load_path(path: Path, max_bytes: int) -> Iterator[Article | Skipped]:
         raise LoadError(path, "cannot read (permission denied)") from None
     except (OSError, EOFError) as exc:
         raise LoadError(path, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

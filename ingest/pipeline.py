@@ -4,37 +4,50 @@ Crash safety comes from deterministic ids and completeness checks rather than tr
 chunk ids are ``{doc_id}:{index}``, each chunk records its document's content hash and chunk
 count, and a document counts as stored only when all its chunks with that hash are present.
 A run killed at any point leaves documents that are either complete (skipped next time) or
-incomplete (deleted and redone next time): never duplicated, never silently missing.
+incomplete (deleted and redone next time): never duplicated, never silently missing. A
+document's chunks go to Chroma in one write, so search never sees part of a document.
+
+Nothing one input does stops the others: every failure of a file, a line or an article is
+caught where it happens and reported in one line (:class:`Skipped`), and every repair in one
+(:class:`Salvaged`: a date dropped, bytes replaced, an article cut at the chunk limit) as a
+warning; only a failure of the store itself ends the run.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from assistant.errors import EmbedderMismatchError, InputError
-from assistant.index.lexical import LexicalStore, SnapshotInvalid, index_text
+from assistant.errors import EmbedderMismatchError
+from assistant.index.lexical import LexicalStore, SnapshotInvalid
 from assistant.index.locks import writer_lock
-from assistant.index.schema import ChunkMeta, chunk_id
 from assistant.index.store import GENERATION, WRITING, DocState, Store
-from assistant.models.embeddings import MAX_PIECES, MiniLMEmbeddings, embed_array
+from assistant.models.embeddings import MiniLMEmbeddings, embed_array
 from assistant.settings import Settings
-from ingest.chunking import Chunk, chunk_text, chunker_id, count_tokens
-from ingest.loaders import SUFFIXES, Article, LoadError, Skipped, load_path
+from ingest.chunking import Chunk, chunker_id, iter_chunks
+from ingest.discover import discover
+from ingest.loaders import Article, LoadError, load_path
+from ingest.notes import Salvaged, Skipped, path_exists, path_text
+from ingest.writer import Progress, Writer, embed_text
+
+__all__ = [
+    "IngestReport",
+    "Progress",
+    "discover",
+    "embed_text",
+    "ingest_paths",
+    "reembed",
+]
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int], None]  # called with the number of chunks stored so far
 _BATCH = 1024  # chunks per embedding batch: long enough to sort by length well
+_RAISE_CAP = "raise NEWSDESK_MAX_CHUNKS_PER_ARTICLE to keep more"
 
 
 @dataclass
@@ -47,6 +60,7 @@ class IngestReport:
     chunks: int = 0
     seconds: float = 0.0
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Salvaged] = field(default_factory=list)  # ingested, with a repair
     generation: int = 0  # the index generation readers see after this ingest
 
     @property
@@ -69,153 +83,35 @@ class IngestReport:
             "chunks_per_s": round(self.chunks_per_s, 1),
             "generation": self.generation,
             "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
+            "warnings": [{"where": w.where, "reason": w.reason} for w in self.warnings],
         }
 
-
-def discover(args: Iterable[str]) -> tuple[list[Path], list[Skipped]]:
-    """Files named directly, found under folders (recursively) or matched by globs."""
-    files: list[Path] = []
-    skipped: list[Skipped] = []
-    for arg in args:
-        path = Path(arg).expanduser()
-        if path.is_dir():
-            found = []
-            for p in sorted(path.rglob("*")):
-                if p.is_symlink() and not p.exists():
-                    skipped.append(Skipped(str(p), "broken symbolic link"))
-                elif p.is_file() and p.suffix.lower() in SUFFIXES:
-                    found.append(p)
-            if not found:
-                skipped.append(Skipped(str(path), "folder has no .txt/.md/.html/.pdf/.jsonl files"))
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
-        elif any(ch in arg for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
-            matches = [p for p in matches if p.is_file()]
-            if not matches:
-                skipped.append(Skipped(arg, "pattern matches no files"))
-            files.extend(matches)
-        else:
-            skipped.append(Skipped(arg, "no such file or folder"))
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    return unique, skipped
+    def warn(self, where: str, reason: str) -> None:
+        note = Salvaged(where, reason)
+        self.warnings.append(note)
+        log.warning("%s", note.line)
 
 
-def _metadata(article: Article, chunk: Chunk, n_chunks: int, chunker: str) -> dict[str, Any]:
-    return ChunkMeta(
-        doc_id=article.doc_id,
-        chunk_index=chunk.index,
-        n_chunks=n_chunks,
-        start=chunk.start,
-        end=chunk.end,
-        content_hash=article.content_hash,
-        chunker=chunker,
-        path=article.path,
-        title=article.title,
-        source=article.source,
-        url=article.url,
-        author=article.author,
-        published_at=article.published_at,
-        published_ts=article.published_ts,
-    ).to_chroma()
+def _cut_chunker(chunker: str, cap: int) -> str:
+    """The chunker id stored with an article cut at ``cap`` chunks (so a new cap redoes it)."""
+    return f"{chunker}:cut{cap}"
 
 
-class _Writer:
-    """Embeds and upserts chunks in batches; deletes a changed document's old chunks first."""
-
-    def __init__(self, store: Store, progress: Progress | None) -> None:
-        self.store = store
-        self.progress = progress
-        self.done = 0
-        # Chroma writes of one batch overlap the embedding of the next; at most one in flight
-        self._writes = ThreadPoolExecutor(1, thread_name_prefix="chroma-write")
-        self._pending: Future[int] | None = None
-        self.ids: list[str] = []
-        self.texts: list[str] = []
-        self.embed_texts: list[str] = []
-        self.metas: list[dict[str, Any]] = []
-        self.to_delete: list[str] = []
-
-    def add(self, article: Article, chunks: list[Chunk], chunker: str, replace: bool) -> None:
-        if replace:
-            self.to_delete.append(article.doc_id)
-        for chunk in chunks:
-            self.ids.append(chunk_id(article.doc_id, chunk.index))
-            self.texts.append(chunk.text)
-            self.embed_texts.append(embed_text(article.title, chunk.text, chunk.tokens))
-            self.metas.append(_metadata(article, chunk, len(chunks), chunker))
-            if len(self.ids) >= _BATCH:
-                self.flush()
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            self.done += self._pending.result()  # re-raises a failed write
-            self._pending = None
-            if self.progress:
-                self.progress(self.done)
-
-    def abort(self) -> None:
-        """After an error: let the write in flight finish, store nothing more."""
-        try:
-            self._wait()
-        except Exception as exc:  # the error being handled already says what went wrong
-            log.warning("a chunk write failed while stopping: %s", exc)
-        finally:
-            self._writes.shutdown(wait=True)
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            try:
-                self._wait()
-            finally:
-                self._writes.shutdown(wait=True)
-
-    def flush(self) -> None:
-        deletes, self.to_delete = self.to_delete, []
-        matrix = self._embed() if self.ids else None
-        self._wait()
-        if deletes:  # a changed document's old chunks go before its new ones arrive
-            self.store.delete_docs(deletes)
-        if matrix is not None:
-            batch = (self.ids, self.texts, self.metas, matrix)
-            self._pending = self._writes.submit(self._write, *batch)
-        self.ids, self.texts, self.embed_texts, self.metas = [], [], [], []
-
-    def _embed(self) -> np.ndarray:
-        """Vectors for the batch; identical texts (syndicated copies, boilerplate) embed once."""
-        keys = [hashlib.sha1(t.encode()).digest() for t in self.embed_texts]
-        first: dict[bytes, int] = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        uniq = list(first.values())
-        vectors = embed_array(self.store.embedder, [self.embed_texts[i] for i in uniq])
-        lookup = {keys[i]: vectors[j] for j, i in enumerate(uniq)}
-        return np.stack([lookup[k] for k in keys])
-
-    def _write(self, ids: list[str], texts: list[str], metas: list[dict[str, Any]], m: Any) -> int:
-        self.store.upsert(ids, texts, metas, m)
-        return len(ids)
-
-
-def embed_text(title: str, text: str, tokens: int | None = None) -> str:
-    """What the embedder sees: the headline gives each chunk its topic, when headline and chunk
-    fit the model's window together (else the chunk alone, never truncated)."""
-    tokens = count_tokens(text) if tokens is None else tokens
-    if title and tokens + count_tokens(title) + 3 <= MAX_PIECES:
-        return index_text(title, text)
-    return text
-
-
-def _needs_work(state: DocState | None, article: Article, chunker: str) -> bool:
+def _needs_work(state: DocState | None, article: Article, chunker: str, cap: int) -> bool:
     return not (
         state is not None
         and state.complete
         and state.content_hash == article.content_hash
-        and state.chunker == chunker
+        and (
+            (state.chunker == chunker and state.n_chunks <= cap)
+            or state.chunker == _cut_chunker(chunker, cap)
+        )
     )
+
+
+def _same_sizes(built: str, chunker: str) -> bool:
+    """Whether two chunker ids differ at most in the version (same tokenizer and sizes)."""
+    return built.partition(":")[2] == chunker.partition(":")[2]
 
 
 def reembed(settings: Settings, store: Store) -> Store:
@@ -255,44 +151,98 @@ def reembed(settings: Settings, store: Store) -> Store:
     return store.sibling(store.name)
 
 
+def _articles(
+    path: Path, max_bytes: int, report: IngestReport, loaded: set[str]
+) -> Iterator[Article]:
+    """The articles of one file; every failure of the file or of a line becomes a skip, and a
+    file read to its end without one joins ``loaded``."""
+    try:
+        for item in load_path(path, max_bytes):
+            if isinstance(item, Skipped):
+                report.skipped.append(item)
+            else:
+                yield item
+    except LoadError as exc:
+        report.skipped.append(Skipped(exc.where, exc.reason))
+    except Exception as exc:  # a parser's own failure (deep nesting, memory…) on this input
+        log.debug("reading %s failed", path_text(path), exc_info=True)
+        report.skipped.append(Skipped(path_text(path), f"cannot be read ({_brief(exc)})"))
+    else:
+        loaded.add(path_text(path))
+
+
+def _chunks(
+    article: Article, where: str, settings: Settings, report: IngestReport
+) -> tuple[list[Chunk], bool] | None:
+    """The article's chunks (at most the cap) and whether it was cut; None if it cannot be."""
+    cap = settings.max_chunks_per_article
+    try:
+        chunks = list(
+            itertools.islice(
+                iter_chunks(article.text, settings.chunk_tokens, settings.chunk_overlap_tokens),
+                cap + 1,
+            )
+        )
+    except Exception as exc:
+        log.debug("chunking %s failed", where, exc_info=True)
+        report.skipped.append(Skipped(where, f"cannot be chunked ({_brief(exc)})"))
+        return None
+    if len(chunks) <= cap:
+        return chunks, False
+    kept = chunks[cap - 1].end / len(article.text)
+    report.warn(
+        where,
+        f"article cut at {cap:,} chunks (the first {kept:.1%} of its text kept); {_RAISE_CAP}",
+    )
+    return chunks[:cap], True
+
+
+def _brief(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
 def _load_and_write(
     files: list[Path],
     settings: Settings,
     states: dict[str, DocState],
     chunker: str,
-    writer: _Writer,
+    writer: Writer,
     report: IngestReport,
 ) -> tuple[dict[str, str], set[str]]:
     """Read every file, hand changed articles to the writer; returns (ids seen, files read)."""
     seen: dict[str, str] = {}
     loaded: set[str] = set()  # files read without a file-level error
+    max_bytes = int(settings.max_article_mb * 1e6)
+    cap = settings.max_chunks_per_article
     for path in files:
-        try:
-            for item in load_path(path, int(settings.max_file_mb * 1e6)):
-                if isinstance(item, Skipped):
-                    report.skipped.append(item)
-                    continue
-                where = f"{path}:{item.extra['line']}" if "line" in item.extra else str(path)
-                if item.doc_id in seen:
-                    reason = f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})"
-                    report.skipped.append(Skipped(where, reason))
-                    continue
-                seen[item.doc_id] = where
-                state = states.get(item.doc_id)
-                if not _needs_work(state, item, chunker):
-                    report.unchanged += 1
-                    continue
-                chunks = chunk_text(item.text, settings.chunk_tokens, settings.chunk_overlap_tokens)
-                writer.add(item, chunks, chunker, replace=state is not None)
-                if state is None:
-                    report.added += 1
-                else:
-                    report.updated += 1
-            loaded.add(str(path))
-        except LoadError as exc:
-            report.skipped.append(Skipped(exc.where, exc.reason))
-        except InputError as exc:
-            report.skipped.append(Skipped(str(path), str(exc)))
+        for item in _articles(path, max_bytes, report, loaded):
+            where = path_text(path) + (f":{item.extra['line']}" if "line" in item.extra else "")
+            for note in item.notes:
+                report.warn(where, note)
+            if item.doc_id in seen:
+                reason = f"duplicate id {item.doc_id!r} (first seen at {seen[item.doc_id]})"
+                report.skipped.append(Skipped(where, reason))
+                continue
+            seen[item.doc_id] = where
+            state = states.get(item.doc_id)
+            if not _needs_work(state, item, chunker, cap):
+                report.unchanged += 1
+                if state is not None and state.chunker != chunker:  # stored cut: say so again
+                    report.warn(where, f"article cut at {cap:,} chunks when stored; {_RAISE_CAP}")
+                continue
+            made = _chunks(item, where, settings, report)
+            if made is None:
+                continue
+            chunks, cut = made
+            writer.add(
+                item, chunks, _cut_chunker(chunker, cap) if cut else chunker, state is not None
+            )
+            if state is None:
+                report.added += 1
+            else:
+                report.updated += 1
     return seen, loaded
 
 
@@ -331,19 +281,22 @@ def _ingest_locked(
             manifest = {**store.manifest(), WRITING: "re-embedded"}
     else:
         store.check_embedder(manifest)
-        if manifest.get("chunker") not in (None, chunker):
-            raise EmbedderMismatchError(
-                f"collection {store.name!r} was chunked with {manifest['chunker']}, settings ask "
-                f"for {chunker}; re-ingest with `newsdesk ingest --reembed PATH...`"
-            )
+        built = manifest.get("chunker")
+        if built not in (None, chunker):
+            if not _same_sizes(str(built), chunker):
+                raise EmbedderMismatchError(
+                    f"collection {store.name!r} was chunked with {built}, settings ask for "
+                    f"{chunker}; re-ingest with `newsdesk ingest --reembed PATH...`"
+                )
+            log.info("chunked by %s before: documents are redone as they are ingested", built)
+    files, report.skipped = discover(paths)
+    report.files = len(files)
     # a run killed before it finished left this behind: its changes still need a snapshot
     interrupted = bool(manifest.get(WRITING))
     generation = int(manifest.get(GENERATION, 0))
-    files, report.skipped = discover(paths)
-    report.files = len(files)
     states = store.doc_states()
     store.set_manifest(**{WRITING: f"pid {os.getpid()}"})
-    writer = _Writer(store, progress)
+    writer = Writer(store, progress, _BATCH)
     try:
         seen, loaded = _load_and_write(files, settings, states, chunker, writer, report)
     except BaseException:
@@ -363,7 +316,7 @@ def _ingest_locked(
             for doc_id, state in states.items()
             if doc_id not in seen
             and state.path
-            and (state.path in loaded or not Path(state.path).exists())
+            and (state.path in loaded or not path_exists(state.path))
         ]
         store.delete_docs(removed)
         report.removed = len(removed)
@@ -379,7 +332,7 @@ def _ingest_locked(
     report.generation = generation
     report.seconds = time.perf_counter() - started
     for item in report.skipped:
-        log.info("skipped %s", item)
+        log.info("skipped %s", item.line)
     return report
 
 

@@ -33,6 +33,7 @@ from ingest import pipeline
 from ingest.chunking import chunk_text, chunker_id, count_tokens
 from ingest.loaders import Article, LoadError, Skipped, load_path, path_doc_id
 from ingest.pipeline import IngestReport, ingest_paths
+from ingest.writer import writes
 from tests.fake_openai import EMBEDDING_DIM, FakeOpenAI, fake_embedding
 from tests.pdf_util import make_pdf
 
@@ -692,6 +693,11 @@ def _latin1(path: Path) -> None:
     path.write_bytes("Café talks in Zürich ended at 9 o’clock.".encode("cp1252"))
 
 
+def _mostly_binary(path: Path) -> None:
+    """Random bytes without a NUL: far more undecodable bytes than a damaged text has."""
+    path.write_bytes(bytes(b for b in random.Random(5).randbytes(4000) if b))
+
+
 def _empty(path: Path) -> None:
     path.write_bytes(b"")
 
@@ -746,7 +752,7 @@ def _docx(path: Path) -> None:
 
 BAD_FILES = [
     ("binary.txt", _binary, "binary file"),
-    ("windows-1252.txt", _latin1, "not UTF-8"),
+    ("mostly-binary.txt", _mostly_binary, "binary file"),
     ("empty.txt", _empty, "empty file"),
     ("blank.md", _blank, "no text to ingest"),
     ("garbage.pdf", _garbage_pdf, "broken PDF"),
@@ -821,11 +827,16 @@ def _bad_jsonl(path: Path) -> dict[int, str]:
         4: "'text' is missing or empty",
         5: "'text' is missing or empty",
         7: "duplicate id 'good-1'",
-        8: "unparseable date 'next Tuesday'",
         9: "unusable value",
-        11: "malformed JSON",
         13: "not a JSON object",
     }
+
+
+# lines of _bad_jsonl that load with a repair, and the note each carries
+JSONL_SALVAGED = {
+    8: "field 'published_at' has unparseable date 'next Tuesday'; kept undated",
+    11: "1 byte that is not UTF-8 replaced with U+FFFD (first at byte 29)",
+}
 
 
 def test_jsonl_bad_lines_reported_good_lines_loaded(tmp_path: Path) -> None:
@@ -835,8 +846,13 @@ def test_jsonl_bad_lines_reported_good_lines_loaded(tmp_path: Path) -> None:
     articles = [i for i in items if isinstance(i, Article)]
     skipped = [i for i in items if isinstance(i, Skipped)]
     # the duplicate id is the pipeline's business (ids are global across files)
-    assert [a.doc_id for a in articles][:3] == ["good-1", "good-2", "good-1"]
-    assert [a.extra["line"] for a in articles] == [1, 6, 7, 12]
+    assert [a.doc_id for a in articles][:5] == ["good-1", "good-2", "good-1", "bad-date", "cp1252"]
+    assert [a.extra["line"] for a in articles] == [1, 6, 7, 8, 11, 12]
+    notes = {a.extra["line"]: a.notes for a in articles if a.notes}
+    assert notes == {line: [note] for line, note in JSONL_SALVAGED.items()}
+    by_line = {a.extra["line"]: a for a in articles}
+    assert by_line[8].published_at == "" and by_line[8].text == "Some text."
+    assert by_line[11].text == "Caf\ufffd"
     assert {s.where for s in skipped} == {f"{path}:{n}" for n in expected if n != 7}
     for item in skipped:
         line = int(item.where.rsplit(":", 1)[1])
@@ -865,6 +881,7 @@ def test_bad_inputs_skipped_rest_ingested(
             continue  # not picked up from a folder scan; named explicitly below
         make(inbox / name)
         in_folder[name] = reason
+    _latin1(inbox / "windows-1252.txt")  # salvaged: three bytes replaced, with a warning
     outside = tmp_path / "outside"
     outside.mkdir()
     _docx(outside / "notes.docx")
@@ -896,14 +913,28 @@ def test_bad_inputs_skipped_rest_ingested(
         assert "no such file" in by_where.pop(str(tmp_path / "missing.md"))
         assert "matches no files" in by_where.pop(str(tmp_path / "nothing-*.md"))
         assert by_where == {}
+        # salvaged inputs are stored and reported as warnings, every run
+        warned = {w.where: w.reason for w in report.warnings}
+        assert warned == {
+            str((inbox / "windows-1252.txt").resolve()): (
+                "3 bytes that are not UTF-8 replaced with U+FFFD (first at byte 3)"
+            ),
+            **{f"{feed.resolve()}:{line}": note for line, note in JSONL_SALVAGED.items()},
+        }
 
     docs = store.doc_states()
-    assert {"good-1", "good-2", path_doc_id(inbox / "good.md")} <= set(docs)
+    assert {"good-1", "good-2", "bad-date", "cp1252", path_doc_id(inbox / "good.md")} <= set(docs)
     no_id = [d for d in docs if d not in {"good-1", "good-2"} and len(d) == 16]
-    assert len(docs) == 5 and len(no_id) == 3  # kept.md, good.md and the id-less JSONL line
+    # kept.md, good.md, windows-1252.txt and the id-less JSONL line
+    assert len(docs) == 8 and len(no_id) == 4
     assert store.get_chunks(["good-1:0"])["good-1:0"].text == "The port reopened on Monday."
+    latin = store.get_chunks([f"{path_doc_id(inbox / 'windows-1252.txt')}:0"])
+    assert [c.text for c in latin.values()] == [
+        "Caf\ufffd talks in Z\ufffdrich ended at 9 o\ufffdclock."
+    ]
+    assert "published_at" not in store.get_chunks(["bad-date:0"])["bad-date:0"].metadata
     assert before <= {(c.chunk_id, c.metadata["content_hash"]) for c in store.iter_chunks()}
-    assert report.unchanged == 5 and report.added == 0
+    assert report.unchanged == 8 and report.added == 0
     assert_consistent(store)
     assert lexical_current(settings, store)
 
@@ -927,7 +958,7 @@ def test_oversize_file_skipped(tmp_path: Path, embedder: MiniLMEmbeddings) -> No
     small = write_article(folder / "small.md", "Small", "A short note about the ferry.")
     big = write_article(folder / "big.md", "Big", "A long story about the ferry. " * 200)
     assert small.stat().st_size < 1000 < big.stat().st_size
-    settings = make_settings(tmp_path / "home", max_file_mb=0.001)
+    settings = make_settings(tmp_path / "home", max_article_mb=0.001)
     store = Store(settings, embedder)
     report = ingest_paths([str(folder)], settings, store=store)
     assert report.exit_code == 2 and report.added == 1
@@ -1167,15 +1198,17 @@ def test_killed_ingest_resumes_without_duplicates(
         assert np.allclose(va[cid], vb[cid], atol=1e-5), cid
 
 
-def test_interrupted_ingest_redoes_half_written_documents(
+def test_interrupted_ingest_leaves_whole_documents_and_half_written_ones_are_redone(
     tmp_path: Path, embedder: MiniLMEmbeddings, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ctrl-C between two batches leaves a document with only some of its chunks stored."""
+    """Ctrl-C between two batches: a batch ends between documents, so every stored document is
+    whole. A half-written one (an older version's crash, a write split over the client's limit)
+    is redone by the next run."""
     corpus = write_jsonl(tmp_path / "four.jsonl", synthetic_records(4, 260, seed=3))
     articles = load_articles(corpus)
     sizes = [len(chunk_text(a.text)) for a in articles.values()]
     assert all(n >= 2 for n in sizes)
-    monkeypatch.setattr(pipeline, "_BATCH", sizes[0] + 1)  # first flush ends inside doc 2
+    monkeypatch.setattr(pipeline, "_BATCH", sizes[0] + 1)  # reached inside doc 2
 
     def interrupt(done: int) -> None:
         raise KeyboardInterrupt
@@ -1184,15 +1217,50 @@ def test_interrupted_ingest_redoes_half_written_documents(
     with pytest.raises(KeyboardInterrupt):
         ingest_paths([str(corpus)], settings, store=store, progress=interrupt)
     states = store.doc_states()
-    assert states["synth-000"].complete
-    assert not states["synth-001"].complete and states["synth-001"].stored == 1
+    assert set(states) == {"synth-000", "synth-001"}  # the first write: two whole documents
+    assert all(state.complete for state in states.values())
+    assert store.count() == sizes[0] + sizes[1]
     assert not lexical_current(settings, store)
 
+    store.collection.delete(ids=["synth-001:1"])  # now half written
+    assert not store.doc_states()["synth-001"].complete
     monkeypatch.setattr(pipeline, "_BATCH", 256)
     report = ingest_paths([str(corpus)], settings, store=store)
     assert (report.unchanged, report.updated, report.added) == (1, 1, 2)
     assert_consistent(store, articles)
     assert lexical_current(settings, store)
+
+
+def test_search_never_sees_part_of_a_document_during_ingest(
+    tmp_path: Path, embedder: MiniLMEmbeddings, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = write_jsonl(tmp_path / "six.jsonl", synthetic_records(6, 700, seed=4))
+    sizes = {a.doc_id: len(chunk_text(a.text)) for a in load_articles(corpus).values()}
+    assert min(sizes.values()) >= 3
+    monkeypatch.setattr(pipeline, "_BATCH", 2)  # a write after every document
+    store = Store(settings, embedder)
+    seen: list[dict[str, int]] = []
+
+    def check(done: int) -> None:  # between two writes
+        states = store.doc_states()
+        assert all(state.complete for state in states.values()), states
+        hits = store.query(embedder.embed_query("ceasefire talks at the border"), 50)
+        visible = {str(chunk.metadata["doc_id"]) for chunk, _ in hits}
+        assert visible <= set(states)
+        seen.append({doc: state.stored for doc, state in states.items()})
+
+    ingest_paths([str(corpus)], settings, store=store, progress=check)
+    assert [len(s) for s in seen] == list(range(1, 7))  # one whole document more each time
+    assert seen[-1] == sizes
+
+
+def test_chroma_writes_hold_whole_documents() -> None:
+    docs = (("a", 3), ("b", 2), ("c", 4), ("d", 1))
+    metas = [{"doc_id": d, "n_chunks": n, "chunk_index": i} for d, n in docs for i in range(n)]
+    assert list(writes(metas, 5)) == [(0, 5), (5, 10)]
+    assert list(writes(metas, 100)) == [(0, 10)]
+    # "c" alone is over the limit: written in pieces (its last one with "d")
+    assert list(writes(metas, 3)) == [(0, 3), (3, 5), (5, 8), (8, 10)]
 
 
 # ----------------------------------------------------------------- 6. embedder mismatch
@@ -1248,3 +1316,64 @@ def test_embedder_mismatch_and_reembed(
         ingest_paths([str(small_corpus)], settings, store=Store(settings, embedder))
     again = ingest_paths([str(small_corpus)], openai_settings, store=reopened)
     assert again.unchanged == 5 and again.chunks == 0
+
+
+# ---------------------------------------------------------------- 7. limits and versions
+
+
+def test_chunk_cap_cuts_an_article_and_a_new_cap_redoes_it(
+    tmp_path: Path, embedder: MiniLMEmbeddings
+) -> None:
+    corpus = write_jsonl(tmp_path / "long.jsonl", synthetic_records(2, 1500, seed=8))
+    long_id = "synth-000"  # both records are long
+    full = {a.doc_id: len(chunk_text(a.text)) for a in load_articles(corpus).values()}
+    assert full[long_id] > 4
+    settings = make_settings(tmp_path / "home", max_chunks_per_article=4)
+    store = Store(settings, embedder)
+    report = ingest_paths([str(corpus)], settings, store=store)
+    assert report.exit_code == 0 and report.added == 2
+    cut = [w for w in report.warnings if "cut at 4 chunks" in w.reason]
+    assert [w.where for w in cut] == [f"{corpus.resolve()}:{n}" for n in (1, 2)]
+    states = store.doc_states()
+    assert states[long_id].n_chunks == 4 and states[long_id].complete
+    stored = by_doc(list(store.iter_chunks()))[long_id]
+    expected = chunk_text(load_articles(corpus)[long_id].text)[:4]
+    assert [(c.text, c.metadata["end"]) for c in stored] == [(e.text, e.end) for e in expected]
+
+    again = ingest_paths([str(corpus)], settings, store=store)
+    assert (again.unchanged, again.chunks) == (2, 0)
+    assert [w.where for w in again.warnings] == [w.where for w in cut]  # still said
+
+    roomy = make_settings(tmp_path / "home", max_chunks_per_article=1000)
+    more = ingest_paths([str(corpus)], roomy, store=Store(roomy, embedder))
+    assert (more.updated, more.warnings) == (2, [])
+    assert {d: s.n_chunks for d, s in Store(roomy, embedder).doc_states().items()} == full
+    assert_consistent(Store(roomy, embedder), load_articles(corpus))
+
+
+def test_older_chunker_version_is_redone_on_plain_reingest(
+    small_corpus: Path, embedder: MiniLMEmbeddings, settings: Settings
+) -> None:
+    """Loader or chunker fixes bump the version; a plain ingest redoes what it meets (a change
+    of chunk sizes still needs --reembed)."""
+    store = Store(settings, embedder)
+    ingest_paths([str(small_corpus)], settings, store=store)
+    current = chunker_id(settings.chunk_tokens, settings.chunk_overlap_tokens)
+    old = current.replace(current.split(":")[0], "sent-v2")
+    chunks = list(store.iter_chunks())
+    for chunk in chunks:
+        chunk.metadata["chunker"] = old
+    store.collection.update(
+        ids=[c.chunk_id for c in chunks], metadatas=[c.metadata for c in chunks]
+    )
+    store.set_manifest(chunker=old)
+
+    report = ingest_paths([str(small_corpus)], settings, store=store)
+    assert (report.updated, report.unchanged, report.skipped) == (5, 0, [])
+    assert store.manifest()["chunker"] == current
+    assert {s.chunker for s in store.doc_states().values()} == {current}
+    assert_consistent(store, load_articles(small_corpus))
+
+    store.set_manifest(chunker=old.replace(":230:", ":200:"))
+    with pytest.raises(EmbedderMismatchError, match="--reembed"):
+        ingest_paths([str(small_corpus)], settings, store=store)

@@ -81,6 +81,31 @@ def test_spans_are_offsets_into_the_original_text_trimmed() -> None:
     assert sentence_spans("") == [] and sentence_spans("   \n\n ") == []
 
 
+def test_cjk_sentence_ends_need_no_space() -> None:
+    text = "外交部发言人说，中方愿意斡旋。他没有说何时！会谈会继续吗？「会的。」记者问道。Done."
+    assert sentences(text) == [
+        "外交部发言人说，中方愿意斡旋。",
+        "他没有说何时！",
+        "会谈会继续吗？",
+        "「会的。」",
+        "记者问道。",
+        "Done.",
+    ]
+
+
+@pytest.mark.parametrize("mark", ["!", ".", "?", "…", "。", "！"])
+def test_runs_of_stops_are_split_in_linear_time(mark: str) -> None:
+    """A run of stops used to be re-scanned from each of its marks (20,000 took 15 s)."""
+    import time
+
+    started = time.perf_counter()
+    assert sentences(mark * 400_000 + " Next one.") in (
+        [mark * 400_000, "Next one."],
+        [mark * 400_000 + " Next one."],
+    )
+    assert time.perf_counter() - started < 5
+
+
 # -- numbers and dates ------------------------------------------------------------------------
 
 

@@ -215,6 +215,10 @@ class Store:
         """The chromadb ``Collection`` (for tests and tools; the store's methods are safer)."""
         return self.connection.call("opening the collection", self._open)
 
+    def max_batch_size(self) -> int:
+        """The most records one Chroma write may carry."""
+        return int(self.connection.call("asking the batch limit", lambda c: c.get_max_batch_size()))
+
     def collection_names(self) -> set[str]:
         names = self.connection.call("listing collections", lambda c: c.list_collections())
         return {c.name if hasattr(c, "name") else c for c in names}
