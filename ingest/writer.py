@@ -8,6 +8,7 @@ document's old chunks are deleted just before its new ones are written.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Iterator
@@ -83,7 +84,9 @@ class Writer:
                 embed_text(article.title, chunk.text, chunk.tokens, title_tokens)
             )
             self.metas.append(
-                replace(meta, chunk_index=chunk.index, start=chunk.start, end=chunk.end).to_chroma()
+                dataclasses.replace(
+                    meta, chunk_index=chunk.index, start=chunk.start, end=chunk.end
+                ).to_chroma()
             )
         if len(self.ids) >= self.batch:  # only between documents
             self.flush()
