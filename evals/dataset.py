@@ -37,7 +37,7 @@ MAX_LISTED = 10
 Kind = Literal["jsonl", "realtimeqa"]
 Mode = Literal["extractive", "llm", "auto"]
 # Settings a suite may not set: secrets belong in the environment, ``home`` to the runner.
-FORBIDDEN_SETTINGS = {"home", "openai_api_key", "llm_api_key"}
+FORBIDDEN_SETTINGS = {"home", "openai_api_key", "llm_api_key", "judge_api_key"}
 # Kind-specific tables of suite.toml: key -> type. ``[realtimeqa]`` dir / weeks / limit.
 OPTION_KEYS: dict[str, dict[str, type]] = {"realtimeqa": {"dir": str, "weeks": int, "limit": int}}
 
