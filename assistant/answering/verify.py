@@ -138,6 +138,7 @@ Entail = Callable[[Sequence[str], str], bool | None]
 FLAG = " [unsupported]"
 NO_CITATION = "no citation for a factual claim"
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
+_MARKER_RUN = re.compile(r"(\s*)((?:\[\d+(?:\s*[,;–-]\s*\d+)*\])+)")
 _BARE_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])?\s*$")
 
 
@@ -278,11 +279,15 @@ def _assemble(
         gap = cleaned[b : spans[i + 1][0]] if i + 1 < len(spans) else cleaned[b:]
         if check.kind == "supported":
             keep = set(check.supported_by)
-            pieces.append(MARKER.sub(lambda m, keep=keep: _only(m, keep), check.text))
+            pieces.append(_MARKER_RUN.sub(lambda m, keep=keep: _only(m, keep), check.text))
         elif check.kind == "connective":
             pieces.append(check.text)
         elif mode == "mark":
             pieces.append(check.text + FLAG)
+        else:  # removed: the gaps before and after it become one, the wider of the two
+            if i and gap.count("\n") > pieces[-1].count("\n"):
+                pieces[-1] = gap
+            continue
         pieces.append(gap)
     lines = []
     for line in "".join(pieces).splitlines():
@@ -294,7 +299,9 @@ def _assemble(
 
 
 def _only(match: re.Match[str], keep: set[int]) -> str:
-    nums = [n for n in _numbers(match.group(2)) if n in keep]
+    """A run of adjacent markers ("[1][2]") with only the passages in ``keep``."""
+    found = [n for group in re.findall(r"\[([^\]]*)\]", match.group(2)) for n in _numbers(group)]
+    nums = [n for n in dict.fromkeys(found) if n in keep]
     return match.group(1) + "".join(f"[{n}]" for n in nums) if nums else ""
 
 
