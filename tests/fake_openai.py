@@ -12,7 +12,8 @@ Endpoints: ``POST /v1/chat/completions`` (plain and SSE streaming), ``POST /v1/e
 answers 404 with an OpenAI-style error body. Standard library only.
 
 Misbehaving servers are scripted with ``Reply(mode=...)`` (see ``MODES``): an HTML page or
-malformed JSON with status 200, a body that is not a chat completion, a stream that ends
+malformed JSON with status 200, a body that is not a chat completion, the text without its
+citation markers or with an uncited invention added, a stream that ends
 without a ``finish_reason`` or carries no event at all, a stream that never finishes
 (keep-alive comments, or silence), an error that echoes the request's API key. Every reply
 honours the request's ``max_tokens`` / ``max_completion_tokens`` (one word-sized piece is one
@@ -37,7 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 
-__all__ = ["EMBEDDING_DIM", "MODEL_ID", "MODES", "FakeOpenAI", "Reply", "fake_embedding"]
+__all__ = [
+    "EMBEDDING_DIM", "INVENTION", "MODEL_ID", "MODES", "FakeOpenAI", "Reply", "TemplateModel",
+    "fake_embedding",
+]  # fmt: skip
 
 MODEL_ID = "fake-model"
 EMBEDDING_DIM = 16
@@ -62,7 +66,11 @@ MODES = (
     "empty-stream",  # status 200, a stream with no event but [DONE]
     "hang",  # the first chunk, then keep-alive comments every keepalive_s (0: silence) forever
     "echo-key",  # an error (``status``, 401 by default) whose message repeats the API key
+    "no-markers",  # the text with every citation marker [n] taken out
+    "invent",  # the text plus an uncited invented sentence (INVENTION)
 )
+INVENTION = "Officials also confirmed that 42 inspectors arrived in Geneva on Sunday."
+_MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;–-]\s*\d+)*\]")
 
 
 @dataclass
@@ -458,9 +466,14 @@ def _max_tokens(request: dict[str, Any]) -> int | None:
 def _within_budget(reply: Reply, request: dict[str, Any]) -> tuple[str, str]:
     """(text, finish_reason): the reply cut to the request's token budget, one piece a token."""
     budget = _max_tokens(request)
-    pieces = split_stream_pieces(reply.text)
+    text = reply.text
+    if reply.mode == "no-markers":
+        text = _MARKERS.sub("", text)
+    elif reply.mode == "invent":
+        text = f"{text} {INVENTION}".strip()
+    pieces = split_stream_pieces(text)
     if budget is None or len(pieces) <= budget:
-        return reply.text, "stop"
+        return text, "stop"
     return "".join(pieces[:budget]), "length"
 
 
@@ -567,3 +580,50 @@ class FakeOpenAI:
         with self._lock:
             self._counter += 1
             return f"{prefix}-fake{self._counter:06d}"
+
+
+_PASSAGE = re.compile(r"^\[(\d+)\] [^\n]*\n(.*?)(?=\n\n\[\d+\] |\n\nQuestion: |\Z)", re.S | re.M)
+_ANCHOR = re.compile(r"\[@([^\]]+)\]")
+
+
+class TemplateModel:
+    """A default reply factory that answers answer prompts from templates, by question.
+
+    ``templates`` maps a question to a reply in which ``[@some words]`` becomes the marker
+    ``[n]`` of the first passage of the prompt containing those words (case-insensitive), so a
+    scripted reply cites the passage that really holds the fact, wherever retrieval ranked it.
+    An anchor found in no passage becomes ``[0]`` (out of range) and is listed in ``missed``.
+    Follow-up prompts get the question back, option prompts "A", yes/no prompts "yes";
+    a question without a template gets ``fallback``.
+    """
+
+    def __init__(self, templates: dict[str, str], fallback: str = "") -> None:
+        self.templates = templates
+        self.fallback = fallback
+        self.rendered: dict[str, str] = {}  # question -> reply sent
+        self.missed: list[tuple[str, str]] = []  # (question, anchor)
+
+    def __call__(self, request: dict[str, Any]) -> Reply | str:
+        messages = request.get("messages") or []
+        prompt = "\n\n".join(str(m.get("content") or "") for m in messages)
+        if "Follow-up question:" in prompt:
+            return prompt.rsplit("Follow-up question:", 1)[1].strip().splitlines()[0]
+        if "yes or no" in prompt.lower():
+            return "yes"
+        if "\nOptions:\n" in prompt:
+            return "A"
+        question = prompt.rsplit("Question:", 1)[-1].strip().splitlines()[0].strip()
+        template = self.templates.get(question, self.fallback)
+        body = prompt.split("Passages:", 1)[-1]
+        passages = {int(m.group(1)): m.group(2).lower() for m in _PASSAGE.finditer(body)}
+
+        def marker(match: re.Match[str]) -> str:
+            anchor = match.group(1).lower()
+            n = next((n for n, text in sorted(passages.items()) if anchor in text), 0)
+            if not n:
+                self.missed.append((question, match.group(1)))
+            return f"[{n}]"
+
+        text = _ANCHOR.sub(marker, template)
+        self.rendered[question] = text
+        return text

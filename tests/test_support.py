@@ -137,15 +137,18 @@ def test_tolerated_name_forms(checker: SupportChecker) -> None:
     assert not moved.supported and "Moscow" in moved.reason
 
 
-def test_title_and_date_of_the_article_count_as_the_passage(checker: SupportChecker) -> None:
+def test_title_and_source_count_as_the_passage_but_not_the_date(
+    checker: SupportChecker,
+) -> None:
     text = "Council members approved the harbor budget after a long debate."
-    dated = passage(text, title="Harbor budget passes", published_at="2024-04-09")
-    assert checker.check(
-        "On April 9, 2024, the council approved the harbor budget.", dated
-    ).supported
-    assert not checker.check(
-        "On April 9, 2024, the council approved the harbor budget.", passage(text)
-    ).supported
+    meta = {"title": "Vessby harbor budget passes", "source": "Coastline Post"}
+    dated = passage(text, published_at="2024-04-10", **meta)
+    claim = "The Coastline Post reported that Vessby council members approved the harbor budget."
+    assert checker.check(claim, dated).supported
+    assert not checker.check(claim, passage(text)).supported  # Vessby, Coastline Post: unknown
+    # the report's date is not the date of what it reports
+    late = checker.check("On April 10, 2024, the council approved the harbor budget.", dated)
+    assert not late.supported and not late.numbers_ok
 
 
 # -- part 2: false removals on correct sentences over the example articles --------------------

@@ -16,15 +16,14 @@ A claim is supported by a passage when all of these hold:
 * attribution: a quote or statement the claim gives to someone is not given by the passage to
   someone else (``extractive.speaker_of``).
 
-The passage's title, source and date count as part of it (an answer may say "on March 7"
-because the article is dated so). Each failed check gives a short reason.
+The passage's title and source count as part of it (an answer may name the paper or use a
+word of the headline), its publication date does not. Each failed check gives a short reason.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -63,17 +62,10 @@ class Support:
 
 
 def reference_text(passage: Passage) -> str:
-    """The passage text with its title, source and date, as the checks see it."""
-    extra = [passage.title, passage.source, _spelled_date(passage.published_at)]
-    return "\n".join([passage.text, *(x for x in extra if x)])
-
-
-def _spelled_date(iso: str) -> str:
-    try:
-        day = date.fromisoformat(iso[:10])
-    except ValueError:
-        return ""
-    return f"{day.strftime('%B')} {day.day}, {day.year}"
+    """The passage text with its title and source, as the checks see it. (Not its date: an
+    article is often dated the day after the events it reports, and "they spoke on March 19"
+    must not pass because the report came out then.)"""
+    return "\n".join([passage.text, *(x for x in (passage.title, passage.source) if x)])
 
 
 def number_words_supported(claim: str, reference: str) -> bool:
