@@ -18,10 +18,10 @@ from assistant.models.llm import CallInfo, complete, make_chat, stream
 from assistant.redact import MASK, redact
 from assistant.settings import Settings, load_settings
 from assistant.types import Usage
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import INVENTION, FakeOpenAI, Reply
 
 KEY = "sk-test-0123456789abcdef"
-SLACK_S = 1.5  # scheduling and connection set-up on a loaded 2-core machine
+SLACK_S = 3.0  # scheduling and connection set-up on a loaded 2-core machine
 
 
 def settings_for(fake: FakeOpenAI, **overrides: Any) -> Settings:
@@ -222,3 +222,11 @@ def test_nothing_but_llm_error_escapes_for_any_mode(fake_openai: FakeOpenAI) -> 
         except LLMError:
             continue
         pytest.fail(f"mode {reply.mode} did not raise LLMError")
+
+
+def test_content_modes_strip_markers_or_add_an_invention(fake_openai: FakeOpenAI) -> None:
+    cited = "The council met on Tuesday [1]. It approved the budget [1, 2]."
+    text, _ = call(fake_openai, Reply(cited, mode="no-markers"))
+    assert text == "The council met on Tuesday. It approved the budget."
+    text, _ = call(fake_openai, Reply(cited, mode="invent"))
+    assert text == f"{cited} {INVENTION}"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pytest
 
 from assistant.answering.verify import (
+    CUT_OFF,
     FLAG,
     NO_CITATION,
     SupportChecker,
@@ -170,3 +171,28 @@ def test_llm_second_pass_only_removes_more(checker: SupportChecker) -> None:
         "Mara Lind voted in favor of the harbor budget [1].",
     ]
     assert "LLM" in result.removed[0].detail
+
+
+def test_a_reply_cut_at_the_token_budget_loses_its_unfinished_sentence(
+    checker: SupportChecker,
+) -> None:
+    reply = "The council approved the harbor budget on Monday [2]. Councillor Mara Lind voted"
+    cut = verify_answer(reply, passages(FERRY, BUDGET), checker, truncated=True)
+    assert cut.text == "The council approved the harbor budget on Monday [2]."
+    assert [r.reason for r in cut.removed] == [CUT_OFF]
+    whole = verify_answer(reply, passages(FERRY, BUDGET), checker)
+    assert [r.reason for r in whole.removed] == [NO_CITATION]
+    # a reply that was cut right after a full sentence loses nothing
+    done = verify_answer(reply.split(" Councillor")[0], passages(FERRY, BUDGET), checker,
+                         truncated=True)  # fmt: skip
+    assert done.removed == [] and done.supported_kept == 1
+
+
+def test_saying_what_the_sources_leave_out_needs_no_citation(checker: SupportChecker) -> None:
+    reply = (
+        "The council approved the harbor budget on Monday [1]. The articles do not say whether "
+        "the ferry terminal will be delayed."
+    )
+    result = verify_answer(reply, passages(BUDGET), checker)
+    assert result.text == reply and result.removed == []
+    assert [s.kind for s in result.sentences] == ["supported", "connective"]

@@ -349,9 +349,19 @@ def speaker_conflict(claim: str, sents: list[str], near: list[int]) -> str:
 # -- what needs a citation --------------------------------------------------------------------
 
 
+_ABOUT_SOURCES = re.compile(
+    r"\b(?:articles?|passages?|sources?|reports?|coverage)\b[^.]*?\b(?:do|does|did)\s*(?:not|n[’']t)"
+    r"\s+(?:say|mention|state|report|specify|indicate|address|cover|explain)\b",
+    re.I,
+)
+
+
 def is_factual(sentence: str) -> bool:
     """States a fact that needs a source: a number or date, a name, or two content words
-    beyond the vocabulary of connecting text ("Here is what the articles report:")."""
+    beyond the vocabulary of connecting text ("Here is what the articles report:"). Saying
+    what the sources leave out ("The articles do not say whether ...") is not a fact to cite."""
+    if _ABOUT_SOURCES.search(sentence):
+        return False
     if numbers_and_dates(sentence) or entity_runs(sentence):
         return True
     words = [

@@ -137,6 +137,8 @@ Kind = Literal["supported", "unsupported", "uncited", "connective"]
 Entail = Callable[[Sequence[str], str], bool | None]
 FLAG = " [unsupported]"
 NO_CITATION = "no citation for a factual claim"
+CUT_OFF = "cut off at the length limit"
+_ENDED = re.compile(r"[.!?…][\"'”’)]*(?:\s*\[\d+(?:\s*[,;–-]\s*\d+)*\])*\s*$|\]\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])\s+")
 _MARKER_RUN = re.compile(r"(\s*)((?:\[\d+(?:\s*[,;–-]\s*\d+)*\])+)")
 _BARE_ITEM = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)])?\s*$")
@@ -192,12 +194,19 @@ def verify_answer(
     *,
     mode: Mode = "remove",
     entail: Entail | None = None,
+    truncated: bool = False,
 ) -> Verified:
-    """Check every sentence of a model's reply; see the module docstring for the rules."""
+    """Check every sentence of a model's reply; see the module docstring for the rules.
+
+    ``truncated``: the reply was cut at the token budget (``CallInfo.truncated``); its last
+    sentence, when it does not end like a sentence, is removed as cut off."""
     cleaned, dropped = clean_markers(text.strip(), len(passages))
     spans = sentence_spans(cleaned)
     checks = [_classify(cleaned[a:b]) for a, b in spans]
-    cited = [c for c in checks if c.kind == "unsupported"]  # cited, not yet checked
+    if truncated and checks and not _ENDED.search(checks[-1].text):
+        checks[-1].kind = "uncited"
+        checks[-1].detail = CUT_OFF
+    cited = [c for c in checks if c.kind == "unsupported" and c.detail != CUT_OFF]
     vectors = embed_array(checker.embedder, [c.claim for c in cited]) if cited else []
     supports: dict[int, list[Support]] = {}
     for check, vec in zip(cited, vectors, strict=True):
@@ -222,7 +231,11 @@ def verify_answer(
     removed = [
         Removed(
             c.text,
-            NO_CITATION if c.kind == "uncited" else unsupported_reason(c.cited),
+            CUT_OFF
+            if c.detail == CUT_OFF
+            else NO_CITATION
+            if c.kind == "uncited"
+            else unsupported_reason(c.cited),
             list(c.cited),
             c.detail,
         )
