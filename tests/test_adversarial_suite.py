@@ -27,7 +27,8 @@ from evals.judge import OfflineJudge
 from evals.metrics import delivered_scores
 from ingest.pipeline import ingest_paths
 from tests.conftest import EXAMPLES, ROOT
-from tests.fake_openai import FakeOpenAI, TemplateModel
+from tests.fake_openai import FakeOpenAI
+from tests.template_model import TemplateModel
 
 SUITE = ROOT / "evals" / "suites" / "adversarial"
 KINDS = {
