@@ -90,11 +90,26 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_temperature: float = 0.0
-    # The model's context window and the reply's share of it: passages and conversation
-    # history are budgeted with the model's own tiktoken encoding to fit.
+    # The model's context window: passages and conversation history are budgeted with the
+    # model's own tiktoken encoding to fit it together with the reply.
     llm_context_tokens: int = Field(default=16_000, ge=1_024)
-    llm_max_tokens: int = Field(default=700, ge=16)
+    # Completion budget sent with every call; a reply cut at it is reported as truncated.
+    llm_max_tokens: int = Field(default=700, ge=16, le=32_000)
+    # Bound on one answer's model calls, retries and backoff included (default 2 x timeout).
+    llm_deadline_s: float | None = Field(default=None, gt=0)
     extractive: bool = False
+
+    # Verification: after the offline check, ask the LLM whether each kept sentence follows
+    # from its passage (can only remove more, never restore an offline rejection).
+    verify_with_llm: bool = False
+    # What happens to a sentence of an LLM answer that fails verification: removed (listed in
+    # the answer's ``removed``), or kept and visibly marked "[unsupported]".
+    unsupported_sentences: Literal["remove", "mark"] = "remove"
+
+    # The eval citation judge: a separately configured model; the offline proxy when unset.
+    judge_model: str | None = None
+    judge_base_url: str | None = None
+    judge_api_key: SecretStr | None = None
 
     @field_validator("collection")
     @classmethod
@@ -122,6 +137,11 @@ class Settings(BaseSettings):
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url or self.openai_api_key)
+
+    @property
+    def answer_deadline_s(self) -> float:
+        """Seconds one answer may spend on model calls, retries included."""
+        return self.llm_deadline_s or 2 * self.llm_timeout_s
 
     @property
     def use_llm(self) -> bool:

@@ -93,16 +93,30 @@ class Citation(BaseModel):
 
 
 class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    """Tokens the model reported; ``None`` ("unknown") once any call went unreported."""
+
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
 
     @property
-    def total_tokens(self) -> int:
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
         return self.prompt_tokens + self.completion_tokens
 
-    def add(self, prompt: int, completion: int) -> None:
+    def add(self, prompt: int | None, completion: int | None) -> None:
+        if prompt is None or completion is None or self.prompt_tokens is None:
+            self.prompt_tokens = self.completion_tokens = None
+            return
         self.prompt_tokens += prompt
-        self.completion_tokens += completion
+        self.completion_tokens = (self.completion_tokens or 0) + completion
+
+
+class RemovedSentence(BaseModel):
+    """A sentence of the model's reply that verification kept from the reader, and why."""
+
+    text: str
+    reason: str
 
 
 class Answer(BaseModel):
@@ -117,6 +131,8 @@ class Answer(BaseModel):
     notice: str = ""  # one line shown above the answer (fallbacks, extractive label)
     standalone_question: str = ""  # the follow-up rewritten to stand alone, when it was
     choice: str | None = None
+    raw_text: str = ""  # LLM mode: the model's reply before verification
+    removed: list[RemovedSentence] = Field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -134,6 +150,8 @@ class Answer(BaseModel):
             data["standalone_question"] = self.standalone_question
         if self.choice is not None:
             data["choice"] = self.choice
+        if self.mode == "llm":
+            data["removed"] = [r.model_dump() for r in self.removed]
         return data
 
     @classmethod
@@ -170,6 +188,7 @@ class Answer(BaseModel):
             ),
             standalone_question=data.get("standalone_question", ""),
             choice=data.get("choice"),
+            removed=[RemovedSentence.model_validate(r) for r in data.get("removed", [])],
         )
 
 

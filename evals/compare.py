@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evals.dataset import EvalDataError, lower_is_better
+from evals.dataset import COUNT_METRICS, EvalDataError, lower_is_better
 from evals.runner import per_case_values
 from evals.stats import Comparison, compare_runs
 
@@ -52,7 +52,7 @@ def compare(
 
 def _count_metric(name: str) -> bool:
     """Audit counts (problems per answer): fewer is better."""
-    return name in {"uncited_factual", "out_of_range", "numbers_missing"}
+    return name in COUNT_METRICS
 
 
 def render(comparisons: list[Comparison]) -> str:

@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import json
 import math
+import random
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +38,7 @@ MAX_LISTED = 10
 Kind = Literal["jsonl", "realtimeqa"]
 Mode = Literal["extractive", "llm", "auto"]
 # Settings a suite may not set: secrets belong in the environment, ``home`` to the runner.
-FORBIDDEN_SETTINGS = {"home", "openai_api_key", "llm_api_key"}
+FORBIDDEN_SETTINGS = {"home", "openai_api_key", "llm_api_key", "judge_api_key"}
 # Kind-specific tables of suite.toml: key -> type. ``[realtimeqa]`` dir / weeks / limit.
 OPTION_KEYS: dict[str, dict[str, type]] = {"realtimeqa": {"dir": str, "weeks": int, "limit": int}}
 
@@ -225,9 +226,45 @@ def resolve_gold(case: Case, corpus_roots: Sequence[Path]) -> Case:
     return replace(case, gold_doc_ids=resolved)
 
 
+def place_choices(cases: Sequence[Case]) -> list[Case]:
+    """Multiple-choice options in a deterministic order that puts the gold answer in every
+    position across the suite: the k-th multiple-choice case (file order) has its first
+    acceptable answer at position ``k mod len(choices)``; the other options are shuffled with
+    a seed taken from the case id. Hand-written options tend to list the right one first, and
+    a model (or a scorer) that favours "A" would otherwise look right."""
+    out: list[Case] = []
+    k = 0
+    for case in cases:
+        if not case.choices:
+            out.append(case)
+            continue
+        seed = int.from_bytes(hashlib.sha256(case.id.encode()).digest()[:8], "big")
+        keys = {" ".join(a.casefold().split()) for a in case.answers}
+        gold = next((c for c in case.choices if " ".join(c.casefold().split()) in keys), None)
+        others = [c for c in case.choices if c is not gold]
+        random.Random(seed).shuffle(others)
+        if gold is not None:
+            others.insert(k % len(case.choices), gold)
+            k += 1
+        out.append(replace(case, choices=others))
+    return out
+
+
+# Problems per answer: fewer is better, and a threshold on one is a maximum.
+COUNT_METRICS = frozenset(
+    {"uncited_factual", "out_of_range", "numbers_missing", "unsupported_delivered",
+     "unsupported_delivered_rate"}
+)  # fmt: skip
+
+
 def lower_is_better(metric: str) -> bool:
-    """Thresholds on latencies are maxima; every other threshold is a minimum."""
+    """Latencies (timing noise: reported, never a regression in ``compare``)."""
     return metric.endswith(("_ms", "latency", "_ms_p50", "_ms_p95"))
+
+
+def is_maximum(metric: str) -> bool:
+    """Thresholds on latencies and on problem counts are maxima; the others are minima."""
+    return lower_is_better(metric) or metric in COUNT_METRICS
 
 
 @dataclass
@@ -238,7 +275,7 @@ class Suite:
     corpus: list[Path]  # files/folders to ingest, resolved relative to the suite file
     cases_path: Path | None
     settings: dict[str, Any]  # overrides for assistant.settings.Settings
-    thresholds: dict[str, float]  # metric -> minimum (maximum for *_ms / *latency)
+    thresholds: dict[str, float]  # metric -> minimum (maximum: see ``is_maximum``)
     mode: Mode = "auto"
     k: int = 10  # retrieval depth scored
     description: str = ""
@@ -270,7 +307,7 @@ class Suite:
             except EvalDataError as exc:
                 problems.append(f"{self.cases_path}: {exc}")
         _raise_if(problems, self.cases_path)
-        return resolved
+        return place_choices(resolved)
 
     def failures(self, metrics: Mapping[str, float | None]) -> list[str]:
         """One line per threshold the metrics miss (a metric absent or not finite misses)."""
@@ -279,9 +316,9 @@ class Suite:
             value = metrics.get(name)
             if value is None or not math.isfinite(value):
                 out.append(f"{name}: no value (threshold {bound:g})")
-            elif lower_is_better(name) and value > bound:
+            elif is_maximum(name) and value > bound:
                 out.append(f"{name} = {value:.4g} is above the maximum {bound:g}")
-            elif not lower_is_better(name) and value < bound:
+            elif not is_maximum(name) and value < bound:
                 out.append(f"{name} = {value:.4g} is below the minimum {bound:g}")
         return out
 

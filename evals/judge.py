@@ -1,26 +1,29 @@
-"""Support judgments for citation metrics: an LLM judge when configured, else an offline proxy.
+"""Support judgments for citation metrics: a separately configured LLM judge, else an offline
+proxy. Never the model under test: grading a model's citations with the same model hides the
+errors it cannot see in itself.
 
-Every judgment says which tier produced it, and runs judged by different tiers are never
-compared silently (``evals.compare`` refuses). The LLM judge runs at temperature 0 and caches
-each verdict on disk under a hash of prompt, model and inputs, so re-running an eval costs
-nothing and gives the same numbers. A reply that is neither yes nor no is a judge error
-(``None``), never a "no".
+The LLM judge is configured with ``NEWSDESK_JUDGE_MODEL`` (and optionally
+``NEWSDESK_JUDGE_BASE_URL`` / ``NEWSDESK_JUDGE_API_KEY``; unset, they fall back to the answer
+model's server and key, which is fine when one server hosts several models). Without a judge
+model the offline proxy judges, whatever mode the run is in. Every judgment says which tier
+produced it, and runs judged by different tiers are never compared silently
+(``evals.compare`` refuses). The LLM judge runs at temperature 0 and caches each verdict on
+disk (``answering.verdicts``), so re-running an eval costs nothing and gives the same numbers.
+A reply that is neither yes nor no is a judge error (``None``), never a "no".
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from assistant import prompts
-from assistant.answering.verify import SupportChecker
-from assistant.errors import LLMError
-from assistant.models.llm import complete
+from assistant.answering.support import SupportChecker
+from assistant.answering.verdicts import CachedYesNo, VerdictCache
+from assistant.answering.verdicts import parse_verdict as parse_verdict  # re-exported
 from assistant.settings import Settings
 from assistant.types import Passage, Usage
 
@@ -29,9 +32,10 @@ OFFLINE_TIER = "offline-proxy"
 
 
 class OfflineJudge:
-    """Embedding similarity + content-word overlap + number/date fidelity (answering.verify)."""
+    """The offline support check of answer verification (``answering.support``)."""
 
     tier = OFFLINE_TIER
+    model: str | None = None
 
     def __init__(self, checker: SupportChecker) -> None:
         self.checker = checker
@@ -45,58 +49,50 @@ class OfflineJudge:
         return self.checker.check(claim, passage).supported
 
 
+def judge_settings(settings: Settings) -> Settings | None:
+    """The settings of the judge model (temperature 0), or None when no judge is configured."""
+    if not settings.judge_model:
+        return None
+    update: dict[str, Any] = {
+        "llm_model": settings.judge_model,
+        "llm_temperature": 0.0,
+        "extractive": False,
+    }
+    if settings.judge_base_url:
+        update["llm_base_url"] = settings.judge_base_url
+    if settings.judge_api_key:
+        update["llm_api_key"] = settings.judge_api_key
+    judged = settings.model_copy(update=update)
+    return judged if judged.llm_configured else None
+
+
 class LLMJudge:
-    """Asks the configured chat model; verdicts cached on disk, malformed replies are errors."""
+    """Asks the judge model; verdicts cached on disk, malformed replies are errors."""
 
     def __init__(self, settings: Settings, chat: Any, cache_dir: Path) -> None:
         self.model = settings.llm_model
         self.tier = f"llm:{self.model}"
-        self.chat = chat
         self.prompt = prompts.load("judge")
-        self.cache_dir = cache_dir
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self.usage = Usage()
-        self.errors = 0
+        self.asker = CachedYesNo(chat, VerdictCache(cache_dir, self.prompt.sha256, self.model),
+                                 what="judge")  # fmt: skip
 
-    def _key(self, text: str) -> str:
-        payload = json.dumps([self.prompt.sha256, self.model, text])
-        return hashlib.sha256(payload.encode()).hexdigest()
+    @property
+    def errors(self) -> int:
+        return self.asker.errors
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.asker.prompt_tokens, self.asker.completion_tokens)
 
     def __call__(self, premises: Sequence[str], claim: str) -> bool | None:
-        text = self.prompt.render(premise="\n\n".join(premises), claim=claim)
-        path = self.cache_dir / f"{self._key(text)}.json"
-        if path.is_file():
-            return json.loads(path.read_text())["verdict"]  # type: ignore[no-any-return]
-        try:
-            reply = complete(self.chat, text, self.usage)
-        except LLMError as exc:
-            log.warning("judge call failed: %s", exc)
-            self.errors += 1
-            return None
-        verdict = parse_verdict(reply)
-        if verdict is None:
-            log.warning("judge reply is neither yes nor no: %r", reply[:80])
-            self.errors += 1
-            return None  # not cached: a malformed reply may be transient
-        path.write_text(json.dumps({"verdict": verdict, "reply": reply[:200]}))
-        return verdict
+        return self.asker.ask(self.prompt.render(premise="\n\n".join(premises), claim=claim))
 
 
-def parse_verdict(reply: str) -> bool | None:
-    words = re.findall(r"[a-z]+", reply.lower())
-    if not words:
-        return None
-    if words[0] in {"yes", "supported", "true"}:
-        return True
-    if words[0] in {"no", "unsupported", "false"}:
-        return False
-    return None
+def make_judge(settings: Settings, checker: SupportChecker, cache_dir: Path) -> Any:
+    """The LLM judge when a judge model is configured, else the offline proxy."""
+    judged = judge_settings(settings)
+    if judged is None:
+        return OfflineJudge(checker)
+    from assistant.models.llm import make_chat
 
-
-def make_judge(
-    settings: Settings, checker: SupportChecker, cache_dir: Path, chat: Any = None
-) -> Any:
-    """The LLM judge when a model is configured (and not forced extractive), else the proxy."""
-    if settings.llm_configured and chat is not None:
-        return LLMJudge(settings, chat, cache_dir)
-    return OfflineJudge(checker)
+    return LLMJudge(judged, make_chat(judged), cache_dir)

@@ -372,6 +372,76 @@ def _is_factual(sentence: str) -> bool:
     return bool(numbers_and_dates(sentence)) or len(set(content_terms(sentence))) >= 3
 
 
+# --- what verification let through and what it took away --------------------------------
+@dataclass
+class Delivered:
+    unsupported: Score  # delivered sentences the offline check rejects, or factual uncited
+    unsupported_rate: Score  # the same over the delivered sentences
+    supported_kept: Score  # share of the raw reply's supported sentences that were delivered
+
+
+def _claim_key(text: str) -> str:
+    return " ".join(normalize_answer(text).split())
+
+
+def delivered_scores(
+    answer_text: str, raw_text: str | None, passages: Sequence[str], judge: Judge
+) -> Delivered:
+    """How honest the delivered answer is, and what verification cost (goal: 0 and >= .95).
+
+    ``answer_text`` is what the user got, ``raw_text`` the model's reply before verification
+    (None in extractive mode), ``passages`` the numbered passages' texts, ``judge`` the offline
+    check (``evals.judge.OfflineJudge``). Sentences are ``answer_claims`` of each text.
+
+    * unsupported = delivered sentences that are factual (``audit_answer``'s rule) and uncited,
+      or cited and not supported by their cited passages jointly; unsupported_rate = that /
+      delivered sentences. NA for an abstention or an empty answer.
+    * supported_kept = |raw sentences supported by their cited passages that occur in the
+      answer (same text once normalised)| / |raw sentences supported|. NA without a raw reply,
+      for an abstention, or when the raw reply had no supported sentence. A judge error leaves
+      a sentence out of both sides; all of them erroring is an error."""
+    if is_abstention(answer_text):
+        return Delivered(Score.na(), Score.na(), Score.na())
+    delivered = answer_claims(answer_text, len(passages))
+    bad = errors = 0
+    for claim in delivered:
+        if not claim.cited:
+            bad += _is_factual(claim.text)
+            continue
+        verdict = judge([passages[n - 1] for n in claim.cited], claim.text)
+        if verdict is None:
+            errors += 1
+        else:
+            bad += not verdict
+    scored = len(delivered) - errors
+    if delivered and not scored:
+        unsupported = rate = Score.fail("judge failed on every delivered sentence")
+    else:
+        unsupported, rate = Score.of(bad), _ratio(bad, scored)
+    return Delivered(unsupported, rate, _supported_kept(raw_text, delivered, passages, judge))
+
+
+def _supported_kept(
+    raw_text: str | None, delivered: Sequence[Claim], passages: Sequence[str], judge: Judge
+) -> Score:
+    if raw_text is None or is_abstention(raw_text):
+        return Score.na()
+    shown = {_claim_key(c.text) for c in delivered}
+    supported = kept = errors = 0
+    for claim in answer_claims(raw_text, len(passages)):
+        if not claim.cited:
+            continue
+        verdict = judge([passages[n - 1] for n in claim.cited], claim.text)
+        if verdict is None:
+            errors += 1
+        elif verdict:
+            supported += 1
+            kept += _claim_key(claim.text) in shown
+    if not supported and errors:
+        return Score.fail("judge failed on every cited sentence of the raw reply")
+    return _ratio(kept, supported)
+
+
 # --- aggregation -------------------------------------------------------------------------
 @dataclass
 class Aggregate:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import subprocess
 import time
 from collections import defaultdict
@@ -23,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from assistant import prompts
+from assistant.answering.verdicts import cache_root
 from assistant.desk import Desk
 from assistant.settings import Settings, load_settings
 from assistant.types import Answer, Filters, Turn
 from evals import metrics as m
 from evals.dataset import Case, Suite
-from evals.judge import make_judge
+from evals.judge import OfflineJudge, make_judge
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -102,7 +102,9 @@ def _retrieval_scores(case: Case, doc_ids: list[str], texts: list[str]) -> dict[
     return scores
 
 
-def _answer_scores(case: Case, answer: Answer, judge: m.Judge) -> dict[str, m.Score]:
+def _answer_scores(
+    case: Case, answer: Answer, judge: m.Judge, offline: m.Judge | None = None
+) -> dict[str, m.Score]:
     scores: dict[str, m.Score] = {}
     answerable = not case.must_abstain
     if answer.mode == "llm" and answerable and not answer.abstained:
@@ -131,7 +133,32 @@ def _answer_scores(case: Case, answer: Answer, judge: m.Judge) -> dict[str, m.Sc
         scores["uncited_factual"] = m.Score.of(audit.uncited_factual)
         scores["out_of_range"] = m.Score.of(audit.out_of_range)
         scores["numbers_missing"] = m.Score.of(audit.numbers_missing)
+    if offline is not None:
+        # raw_text: the model's reply before verification (None in extractive mode)
+        shown = m.delivered_scores(answer.text, raw_text_of(answer), texts, offline)
+        scores["unsupported_delivered"] = shown.unsupported
+        scores["unsupported_delivered_rate"] = shown.unsupported_rate
+        scores["supported_kept"] = shown.supported_kept
     return scores
+
+
+def raw_text_of(answer: Answer) -> str | None:
+    """The model's reply before verification, when the pipeline recorded one (LLM mode)."""
+    raw = getattr(answer, "raw_text", None)
+    return raw if isinstance(raw, str) and answer.mode == "llm" else None
+
+
+def removed_of(answer: Answer) -> list[dict[str, Any]]:
+    """The sentences verification removed (``verify.Removed``: text, reason), as JSON."""
+    out = []
+    for item in getattr(answer, "removed", None) or []:
+        if isinstance(item, dict):
+            out.append({"text": item.get("text"), "reason": item.get("reason")})
+        else:
+            out.append(
+                {"text": getattr(item, "text", None), "reason": getattr(item, "reason", None)}
+            )
+    return out
 
 
 def case_filters(case: Case, scope_days: int | None) -> Filters | None:
@@ -143,7 +170,12 @@ def case_filters(case: Case, scope_days: int | None) -> Filters | None:
 
 
 def _run_case(
-    assistant: Desk, case: Case, k: int, judge: m.Judge, filters: Filters | None
+    assistant: Desk,
+    case: Case,
+    k: int,
+    judge: m.Judge,
+    filters: Filters | None,
+    offline: m.Judge | None = None,
 ) -> dict[str, Any]:
     history: list[Turn] = []
     for earlier in case.history:
@@ -156,7 +188,7 @@ def _run_case(
     ranked = assistant.search(query, filters=filters, k=k)
     search_ms = (time.perf_counter() - search_t) * 1e3
     scores = _retrieval_scores(case, [p.doc_id for p in ranked], [p.text for p in ranked])
-    scores.update(_answer_scores(case, answer, judge))
+    scores.update(_answer_scores(case, answer, judge, offline))
     record = answer.as_json()
     return {
         "retrieved": [
@@ -176,13 +208,14 @@ def _run_case(
             "case_ms": (time.perf_counter() - t) * 1e3,
         },
         "usage": record["usage"],
+        "raw_text": raw_text_of(answer),
+        "removed": removed_of(answer),
     }
 
 
 def judge_cache_dir() -> Path:
     """Shared by every run, so re-running an eval asks the LLM judge nothing new."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "newsdesk" / "judge"
+    return cache_root() / "judge"
 
 
 def corpus_fingerprint(assistant: Desk) -> str:
@@ -212,10 +245,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
     if report.skipped:
         log.warning("%d corpus inputs skipped while ingesting", len(report.skipped))
     assistant = Desk(settings)
-    judge = make_judge(
-        settings, assistant.checker, judge_cache_dir(),
-        assistant.pipeline.chat if settings.use_llm else None,
-    )  # fmt: skip
+    judge = make_judge(settings, assistant.checker, judge_cache_dir())  # never the model tested
+    offline = OfflineJudge(assistant.checker)  # unsupported_delivered, supported_kept
     records: list[dict[str, Any]] = []
     with (opts.out / "results.jsonl").open("w", encoding="utf-8") as fh:
         for i, case in enumerate(cases, start=1):
@@ -225,7 +256,7 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
                     "judge": judge.tier}  # fmt: skip
             try:
                 filters = case_filters(case, None if opts.no_date_scope else suite.date_scope_days)
-                result = _run_case(assistant, case, suite.k, judge, filters)
+                result = _run_case(assistant, case, suite.k, judge, filters, offline)
                 record = {**base, **result, "error": None}
             except Exception as exc:  # one bad case never aborts the run
                 log.warning("case %s failed: %s", case.id, exc)
@@ -245,6 +276,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
         "mode": "llm" if settings.use_llm else "extractive",
         "llm_model": settings.llm_model if settings.use_llm else None,
         "judge": judge.tier,
+        "judge_model": judge.model,  # None: the offline proxy
+        "verify_with_llm": settings.verify_with_llm and settings.use_llm,
         "prompts": {name: p.sha256 for name, p in prompts.load_all().items()},
         "settings": {k: str(v) for k, v in suite.settings.items()},
         "date_scope_days": None if opts.no_date_scope else suite.date_scope_days,

@@ -10,6 +10,14 @@ It speaks the real wire protocol over loopback, so the real ``openai`` client an
 Endpoints: ``POST /v1/chat/completions`` (plain and SSE streaming), ``POST /v1/embeddings``
 (deterministic hash-based vectors, float or base64) and ``GET /v1/models``. Anything else
 answers 404 with an OpenAI-style error body. Standard library only.
+
+Misbehaving servers are scripted with ``Reply(mode=...)`` (see ``MODES``): an HTML page or
+malformed JSON with status 200, a body that is not a chat completion, the text without its
+citation markers or with an uncited invention added, a stream that ends
+without a ``finish_reason`` or carries no event at all, a stream that never finishes
+(keep-alive comments, or silence), an error that echoes the request's API key. Every reply
+honours the request's ``max_tokens`` / ``max_completion_tokens`` (one word-sized piece is one
+token; a cut reply has ``finish_reason`` "length"), and ``Reply(usage=False)`` leaves usage out.
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 
-__all__ = ["EMBEDDING_DIM", "MODEL_ID", "FakeOpenAI", "Reply", "fake_embedding"]
+__all__ = [
+    "EMBEDDING_DIM", "INVENTION", "MODEL_ID", "MODES", "FakeOpenAI", "Reply", "fake_embedding",
+]  # fmt: skip
 
 MODEL_ID = "fake-model"
 EMBEDDING_DIM = 16
@@ -46,6 +56,22 @@ _ERROR_TYPES: dict[int, tuple[str, str]] = {
 }
 
 
+MODES = (
+    "normal",  # the text, as a completion or a stream
+    "html",  # status 200, an HTML page (a proxy's login or error page)
+    "bad-json",  # status 200, JSON cut off mid-object (a stream: a data line cut off)
+    "wrong-schema",  # status 200, valid JSON that is not a chat completion
+    "no-finish",  # the text, then the stream ends with no finish_reason ([DONE] still sent)
+    "empty-stream",  # status 200, a stream with no event but [DONE]
+    "hang",  # the first chunk, then keep-alive comments every keepalive_s (0: silence) forever
+    "echo-key",  # an error (``status``, 401 by default) whose message repeats the API key
+    "no-markers",  # the text with every citation marker [n] taken out
+    "invent",  # the text plus an uncited invented sentence (INVENTION)
+)
+INVENTION = "Officials also confirmed that 42 inspectors arrived in Geneva on Sunday."
+_MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;–-]\s*\d+)*\]")
+
+
 @dataclass
 class Reply:
     """One scripted response for ``/v1/chat/completions``."""
@@ -56,6 +82,14 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     prompt_tokens: int = 50
     completion_tokens: int = 20
+    mode: str = "normal"
+    usage: bool = True  # False: the server reports no token usage at all
+    keepalive_s: float = 0.2  # "hang": seconds between keep-alive comments; 0 sends nothing
+    hang_s: float = 60.0  # "hang": give up after this long (keeps stray threads bounded)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown Reply mode {self.mode!r}; one of {MODES}")
 
 
 ReplyFactory = Callable[[dict[str, Any]], Reply | str]
@@ -213,12 +247,32 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay_s > 0 and fake._stopping.wait(reply.delay_s):
             self.close_connection = True
             return
+        if reply.mode == "echo-key":
+            status = reply.status if reply.status != 200 else 401
+            auth = self.headers.get("Authorization", "")
+            key = auth.removeprefix("Bearer ").strip()
+            message = f"Incorrect API key provided: {key}. Header was '{auth}'."
+            self._send_json(status, _error_body(status, message), reply.headers)
+            return
         if reply.status != 200:
             message = reply.text or f"FakeOpenAI scripted error (HTTP {reply.status})."
             self._send_json(reply.status, _error_body(reply.status, message), reply.headers)
             return
+        if reply.mode in _RAW_BODIES:
+            kind, plain, streamed = _RAW_BODIES[reply.mode]
+            if request.get("stream") is True and reply.mode != "html":
+                self._send_stream([streamed.encode()], reply.headers)
+            else:
+                self._send_raw(
+                    200,
+                    kind,
+                    (streamed if request.get("stream") else plain).encode(),
+                    reply.headers,
+                )
+            return
+        text, finish = _within_budget(reply, request)
         if request.get("stream") is True:
-            self._chat_stream(request, reply)
+            self._chat_stream(request, reply, text, finish)
             return
         completion = {
             "id": fake._new_id("chatcmpl"),
@@ -228,17 +282,18 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                    "message": {"role": "assistant", "content": text, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": None if reply.mode == "no-finish" else finish,
                 }
             ],
-            "usage": _usage(reply),
             "system_fingerprint": "fp_fake",
         }
+        if reply.usage:
+            completion["usage"] = _usage(reply)
         self._send_json(200, completion, reply.headers)
 
-    def _chat_stream(self, request: dict[str, Any], reply: Reply) -> None:
+    def _chat_stream(self, request: dict[str, Any], reply: Reply, text: str, finish: str) -> None:
         stream_options = request.get("stream_options")
         include_usage = isinstance(stream_options, dict) and bool(
             stream_options.get("include_usage")
@@ -259,22 +314,47 @@ class _Handler(BaseHTTPRequestHandler):
             return out
 
         def events() -> Iterator[dict[str, Any]]:
+            if reply.mode == "empty-stream":
+                return
             yield chunk({"role": "assistant", "content": "", "refusal": None}, None)
-            for piece in split_stream_pieces(reply.text):
+            for piece in split_stream_pieces(text):
                 yield chunk({"content": piece}, None)
-            yield chunk({}, "stop")
-            if include_usage:
+            if reply.mode != "no-finish":
+                yield chunk({}, finish)
+            if include_usage and reply.usage:
                 yield {**base, "choices": [], "usage": _usage(reply)}
 
+        if reply.mode == "hang":
+            self._hang(chunk({"role": "assistant", "content": "", "refusal": None}, None), reply)
+            return
+        self._send_stream(
+            [f"data: {json.dumps(event)}\n\n".encode() for event in events()], reply.headers
+        )
+
+    def _hang(self, first: dict[str, Any], reply: Reply) -> None:
+        """A stream that starts and never finishes: keep-alive comments, or nothing at all."""
+        self._stream_headers({})
+        self._write_chunk(f"data: {json.dumps(first)}\n\n".encode())
+        until = time.monotonic() + reply.hang_s
+        pause = reply.keepalive_s if reply.keepalive_s > 0 else 0.1
+        while time.monotonic() < until and not self.fake._stopping.wait(pause):
+            if reply.keepalive_s > 0:
+                self._write_chunk(b": keep-alive\n\n")
+        self.close_connection = True
+
+    def _stream_headers(self, headers: dict[str, str]) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
-        for name, value in reply.headers.items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        for event in events():
-            self._write_chunk(f"data: {json.dumps(event)}\n\n".encode())
+
+    def _send_stream(self, events: list[bytes], headers: dict[str, str]) -> None:
+        self._stream_headers(headers)
+        for event in events:
+            self._write_chunk(event)
         # [DONE] and the zero-length terminating chunk go out in one write. (The sync openai
         # client stops reading at [DONE] and drops the socket; that is fine, it reconnects.)
         self._write_chunk(b"data: [DONE]\n\n", last=True)
@@ -336,10 +416,64 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         self.wfile.flush()
 
+    def _send_raw(
+        self, status: int, content_type: str, data: bytes, headers: dict[str, str]
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
     def _write_chunk(self, data: bytes, *, last: bool = False) -> None:
         terminator = b"0\r\n\r\n" if last else b""
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n" + terminator)
         self.wfile.flush()
+
+
+_HTML = (
+    "<!doctype html><html><head><title>502 Bad Gateway</title></head>"
+    "<body><h1>Bad Gateway</h1><p>The upstream server is unavailable.</p></body></html>"
+)
+# mode -> (content type, plain body, stream body); HTML is sent as a page even to a stream
+_RAW_BODIES: dict[str, tuple[str, str, str]] = {
+    "html": ("text/html; charset=utf-8", _HTML, _HTML),
+    "bad-json": (
+        "application/json",
+        '{"id": "chatcmpl-x", "object": "chat.completion", "choices": [{"mess',
+        'data: {"id": "chatcmpl-x", "choices": [{"delta": \n\n',
+    ),
+    "wrong-schema": (
+        "application/json",
+        '{"result": "ok", "items": [1, 2]}',
+        'data: {"result": "ok", "items": [1, 2]}\n\n',
+    ),
+}
+
+
+def _max_tokens(request: dict[str, Any]) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = request.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _within_budget(reply: Reply, request: dict[str, Any]) -> tuple[str, str]:
+    """(text, finish_reason): the reply cut to the request's token budget, one piece a token."""
+    budget = _max_tokens(request)
+    text = reply.text
+    if reply.mode == "no-markers":
+        text = _MARKERS.sub("", text)
+    elif reply.mode == "invent":
+        text = f"{text} {INVENTION}".strip()
+    pieces = split_stream_pieces(text)
+    if budget is None or len(pieces) <= budget:
+        return text, "stop"
+    return "".join(pieces[:budget]), "length"
 
 
 def _usage(reply: Reply) -> dict[str, int]:

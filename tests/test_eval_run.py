@@ -264,7 +264,8 @@ def test_examples_metrics_carry_coverage_ci_and_judge(examples_run: GateRun) -> 
     expected = {"hit_at_1", "hit_at_5", "hit_at_10", "recall_at_10", "mrr_at_10", "ndcg_at_10",
                 "answer_bearing_at_5", "answer_recall", "choice_accuracy", "exact_match",
                 "token_f1", *CITATION_METRICS, "uncited_factual", "out_of_range",
-                "numbers_missing"}  # fmt: skip
+                "numbers_missing", "unsupported_delivered", "unsupported_delivered_rate",
+                "supported_kept"}  # fmt: skip
     assert set(metrics) == expected
     for name, agg in metrics.items():
         assert_coverage(agg, len(records))
@@ -421,6 +422,7 @@ def llm_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI) -> Iterato
     monkeypatch.setenv("NEWSDESK_LLM_MODEL", "fake-model")
     monkeypatch.setenv("NEWSDESK_LLM_MAX_RETRIES", "0")
     monkeypatch.setenv("NEWSDESK_LLM_TIMEOUT_S", "20")
+    monkeypatch.setenv("NEWSDESK_JUDGE_MODEL", "fake-judge")  # never the model under test
     yield fake_openai
 
 
@@ -436,23 +438,30 @@ def test_llm_judge_tier_values_and_cached_verdicts(
 
     summary = summary_of(first)
     assert summary["manifest"]["mode"] == "llm"
-    assert summary["manifest"]["judge"] == "llm:fake-model"
+    assert summary["manifest"]["judge"] == "llm:fake-judge"
+    assert summary["manifest"]["judge_model"] == "fake-judge"
     assert summary["manifest"]["llm_model"] == "fake-model"
+    # judge prompts went to the judge model, everything else to the model under test
+    for request in fake.requests:
+        judging = JUDGE_MARK in prompt_of(request)
+        assert request["model"] == ("fake-judge" if judging else "fake-model")
+        if judging:
+            assert request["temperature"] == 0.0
     records = results(first)
     answered = [r for r in records if r["error"] is None and not r["abstained"]]
     assert len(answered) >= 4, [(r["id"], r["answer"]) for r in records]
     for r in answered:
-        assert r["mode"] == "llm" and r["judge"] == "llm:fake-model"
+        assert r["mode"] == "llm" and r["judge"] == "llm:fake-judge"
         assert r["answer"].endswith("[1]."), r["answer"]
         assert r["scores"]["citation_recall"] == {"value": 1.0}, r["id"]
         assert r["scores"]["citation_precision"] == {"value": 1.0}, r["id"]
         assert "value" in r["scores"]["exact_match"]  # short-answer metrics apply in LLM mode
     for name in CITATION_METRICS:
         agg = summary["metrics"][name]
-        assert agg["judge"] == "llm:fake-model"
+        assert agg["judge"] == "llm:fake-judge"
         assert agg["mean"] == 1.0 and agg["n"] == len(answered) and agg["n_error"] == 0
     assert summary["usage"]["prompt_tokens"] > 0
-    assert "llm:fake-model" in (first / "summary.md").read_text(encoding="utf-8")
+    assert "llm:fake-judge" in (first / "summary.md").read_text(encoding="utf-8")
     # one judgment per distinct single-citation answer: repeats in the run hit the cache
     judged = judge_requests(fake)
     assert judged == len({r["answer"] for r in answered})
@@ -474,6 +483,28 @@ def test_llm_judge_tier_values_and_cached_verdicts(
     for name in CITATION_METRICS:
         assert again["metrics"][name] == summary["metrics"][name]
     assert [r["scores"] for r in results(second)] == [r["scores"] for r in records]
+
+
+def test_llm_run_without_a_judge_model_is_judged_offline(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    tiny: Tiny,
+    llm_env: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NEWSDESK_JUDGE_MODEL")
+    llm_env.default = Model()
+    out = tmp_path / "run"
+    code, stdout, stderr = cli(capsys, "eval", "run", str(tiny.suite), "--out", str(out), "--llm")
+    assert code == 0, stdout + stderr
+    manifest = summary_of(out)["manifest"]
+    assert manifest["mode"] == "llm" and manifest["llm_model"] == "fake-model"
+    assert manifest["judge"] == "offline-proxy" and manifest["judge_model"] is None
+    assert judge_requests(llm_env) == 0  # the model under test never judged itself
+    answered = [r for r in results(out) if r["error"] is None and not r["abstained"]]
+    assert answered and all(r["judge"] == "offline-proxy" for r in answered)
+    for name in CITATION_METRICS:
+        assert summary_of(out)["metrics"][name]["judge"] == "offline-proxy"
 
 
 def test_malformed_judge_reply_is_an_error_never_a_zero(

@@ -27,12 +27,13 @@ from assistant.answering.context import (
     format_history,
     format_passages,
 )
+from assistant.answering.entail import make_entailment
 from assistant.answering.extractive import NOTICE, Evidence, compose, score_sentences, select
-from assistant.answering.verify import SupportChecker, check_citations
+from assistant.answering.verify import SupportChecker, Verified, verify_answer
 from assistant.errors import LLMError
 from assistant.index.retriever import HybridSearch, Retrieved, diversify
 from assistant.index.schema import compile_filters
-from assistant.models.llm import complete, make_chat, stream
+from assistant.models.llm import CallInfo, complete, make_chat, stream
 from assistant.settings import Settings
 from assistant.types import (
     ABSTAIN_TEXT,
@@ -43,6 +44,7 @@ from assistant.types import (
     Notice,
     Passage,
     PassagesFound,
+    RemovedSentence,
     TextDelta,
     Turn,
     Usage,
@@ -77,6 +79,11 @@ class Run:
     found: Retrieved | None = None
     passages: list[Passage] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
+    deadline: float = 0.0  # monotonic time by which every model call must be done
+
+    def account(self, info: CallInfo) -> None:
+        """Add a finished call's tokens; unreported tokens make the usage unknown."""
+        self.usage.add(info.prompt_tokens, info.completion_tokens)
 
     def fallback(self, exc: LLMError) -> Notice:
         self.use_llm = False
@@ -92,6 +99,7 @@ class AnswerPipeline:
         self.prompts = prompts.load_all()  # placeholder errors surface at start-up
         self._chat: Any = None
         self._chat_lock = threading.Lock()
+        self.entail = make_entailment(settings)  # None unless the LLM second pass is on
 
     @property
     def chat(self) -> Any:
@@ -104,6 +112,7 @@ class AnswerPipeline:
         """Passages found, then text deltas and notices, then the final checked answer."""
         extractive = self.settings.extractive if request.extractive is None else request.extractive
         run = Run(request, use_llm=self.settings.llm_configured and not extractive)
+        run.deadline = time.monotonic() + self.settings.answer_deadline_s
         yield from self._condense(run)
         self._retrieve(run)
         yield PassagesFound(passages=run.passages, standalone_question=run.standalone)
@@ -135,12 +144,15 @@ class AnswerPipeline:
         messages = self.prompts["condense"].messages(
             history=format_history(history, budget, model), question=question
         )
+        info = CallInfo()
         try:
-            rewritten = complete(self.chat, messages, run.usage)
+            rewritten = complete(self.chat, messages, info, run.deadline)
         except LLMError as exc:  # don't wait out a second failure on the answer itself
             yield run.fallback(exc)
             run.standalone = naive_condense(question, history)
             return
+        finally:
+            run.account(info)
         run.standalone = accept_rewrite(rewritten, question, history)
 
     def _retrieve(self, run: Run) -> None:
@@ -194,28 +206,41 @@ class AnswerPipeline:
             log.info("context budget: %d of %d passages sent", len(shown), len(run.passages))
         messages = prompt.messages(**{**values, "passages": format_passages(shown)})
         pieces: list[str] = []
+        info = CallInfo()
         try:
-            for delta in stream(self.chat, messages, run.usage):
+            for delta in stream(self.chat, messages, info, run.deadline):
                 pieces.append(delta)
                 yield TextDelta(text=delta)
         except LLMError as exc:
             yield run.fallback(exc)
             return None
+        finally:
+            run.account(info)
         run.timings["generate_ms"] = (time.perf_counter() - t) * 1e3
-        return self._checked(run, "".join(pieces), shown)
-
-    def _checked(self, run: Run, raw: str, shown: list[Passage]) -> Answer:
+        raw = "".join(pieces).strip()
         t = time.perf_counter()
-        text, claims, citations, dropped = check_citations(raw.strip(), shown, self.checker)
+        verified = verify_answer(
+            raw, shown, self.checker, mode=self.settings.unsupported_sentences,
+            entail=self.entail, truncated=info.truncated,
+        )  # fmt: skip
         run.timings["verify_ms"] = (time.perf_counter() - t) * 1e3
-        if dropped:
-            log.info("removed %d citation(s) to passages that do not exist", dropped)
-        said_abstain = says_abstain(raw)
-        if said_abstain or not any(c.supported for c in claims):
-            if not said_abstain:
-                run.notice += "no claim in the model's answer was supported; "
-            return self._abstention(run)
-        return self._answer(run, text, "llm", citations, run.notice.strip())
+        if says_abstain(raw):
+            answer = self._abstention(run)
+        elif not verified.has_support:
+            # the evidence was relevant enough (the gate passed): the reply failed, not it
+            yield run.fallback(LLMError("no claim in the model's answer was supported"))
+            return None
+        else:
+            notice = _removal_notice(verified, info.truncated)
+            if notice:
+                yield Notice(kind="removed", text=notice)
+            answer = self._answer(
+                run, verified.text, "llm", verified.citations,
+                " ".join(x for x in (run.notice.strip(), notice) if x),
+            )  # fmt: skip
+        answer.raw_text = raw
+        answer.removed = [RemovedSentence(text=r.text, reason=r.reason) for r in verified.removed]
+        return answer
 
     def _extract(self, run: Run) -> Answer:
         t = time.perf_counter()
@@ -273,10 +298,31 @@ class AnswerPipeline:
             messages = self.prompts["choice"].messages(
                 question=run.standalone, passages=format_passages(run.passages), options=options
             )
+            info = CallInfo()
             try:
-                picked = parse_choice(complete(self.chat, messages, run.usage), choices)
+                picked = parse_choice(complete(self.chat, messages, info, run.deadline), choices)
                 if picked is not None:
                     return picked
             except LLMError as exc:
                 log.warning("choice by LLM failed (%s); scoring options against evidence", exc)
+            finally:
+                run.account(info)
         return choose_extractive(run.standalone, choices, self._evidence(run))
+
+
+def _removal_notice(verified: Verified, truncated: bool) -> str:
+    """One line on what verification kept from the reader, e.g. "2 sentences were removed:
+    not supported by the cited passages"."""
+    if not verified.removed:
+        return "The model's reply was cut off at its length limit." if truncated else ""
+    reasons: dict[str, int] = {}
+    for r in verified.removed:
+        key = "not supported by the cited passages" if r.cited else r.reason
+        reasons[key] = reasons.get(key, 0) + 1
+    n = len(verified.removed)
+    what = "sentence was" if n == 1 else "sentences were"
+    verb = "marked" if verified.mode == "mark" else "removed"
+    detail = "; ".join(
+        f"{count} {reason}" if len(reasons) > 1 else reason for reason, count in reasons.items()
+    )
+    return f"{n} {what} {verb}: {detail}."
