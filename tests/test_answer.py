@@ -330,20 +330,24 @@ def test_llm_marker_to_missing_passage_is_removed(
     assert all(1 <= c.n <= len(answer.passages) for c in answer.citations)
 
 
-def test_llm_unsupported_claim_becomes_abstention(
+def test_llm_reply_without_a_supported_claim_falls_back_to_extractive(
     corpus: Corpus, embedder: MiniLMEmbeddings, fake_openai: FakeOpenAI
 ) -> None:
+    """The evidence was relevant (the gate passed); the reply failed, so the reader gets the
+    extractive answer, told why, and never the invented sentence."""
     raw = "China will send 500,000 troops to Kyiv on June 3 [1]."
     fake_openai.default = Model(answer=lambda ps: raw)
     assistant = llm_assistant(corpus, embedder, fake_openai)
 
     answer = assistant.answer(MEDIATION)
 
-    assert answer.abstained
-    assert answer.mode == "llm"
-    assert answer.text == ABSTAIN_TEXT
-    assert answer.citations == []
-    assert "no claim" in answer.notice
+    assert not answer.abstained
+    assert answer.mode == "extractive"
+    assert "500,000" not in answer.text and answer.citations
+    assert "no claim in the model's answer was supported" in answer.notice
+    assert answer.raw_text == raw
+    assert [r.text for r in answer.removed] == [raw]
+    assert "removed" not in answer.as_json()  # an extractive answer has none of its own
     # the same check, looked at directly: the one citation is marked unsupported
     _, claims, citations, dropped = check_citations(raw, answer.passages, assistant.checker)
     assert dropped == 0

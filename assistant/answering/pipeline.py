@@ -80,6 +80,8 @@ class Run:
     passages: list[Passage] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     deadline: float = 0.0  # monotonic time by which every model call must be done
+    raw_text: str = ""  # the model's reply, kept on the answer even after a fallback
+    removed: list[RemovedSentence] = field(default_factory=list)
 
     def account(self, info: CallInfo) -> None:
         """Add a finished call's tokens; unreported tokens make the usage unknown."""
@@ -224,6 +226,8 @@ class AnswerPipeline:
             entail=self.entail, truncated=info.truncated,
         )  # fmt: skip
         run.timings["verify_ms"] = (time.perf_counter() - t) * 1e3
+        run.raw_text = raw
+        run.removed = [RemovedSentence(text=r.text, reason=r.reason) for r in verified.removed]
         if says_abstain(raw):
             answer = self._abstention(run)
         elif not verified.has_support:
@@ -238,8 +242,6 @@ class AnswerPipeline:
                 run, verified.text, "llm", verified.citations,
                 " ".join(x for x in (run.notice.strip(), notice) if x),
             )  # fmt: skip
-        answer.raw_text = raw
-        answer.removed = [RemovedSentence(text=r.text, reason=r.reason) for r in verified.removed]
         return answer
 
     def _extract(self, run: Run) -> Answer:
@@ -255,6 +257,7 @@ class AnswerPipeline:
     def _finish(self, run: Run, answer: Answer) -> Answer:
         answer.standalone_question = run.standalone
         answer.usage = run.usage
+        answer.raw_text, answer.removed = run.raw_text, run.removed
         if run.request.choices and not answer.abstained:
             answer.choice = self._choose(run)
         answer.timings = {**run.timings, "total_ms": (time.perf_counter() - run.started) * 1e3}

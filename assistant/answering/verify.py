@@ -340,5 +340,5 @@ def _citations(
     out = []
     for n in sorted(backed):
         best = max(supports[n], key=lambda s: (s.supported, s.semantic))
-        out.append(Citation(n, passages[n - 1], best.quote, backed[n]))
+        out.append(Citation(n=n, passage=passages[n - 1], quote=best.quote, supported=backed[n]))
     return out
