@@ -22,6 +22,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,19 @@ def index_text(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
-def _tokenize(texts: list[str], return_ids: bool = True) -> Any:
+@cache
+def _bm25s() -> Any:
+    """bm25s, imported once. On import it sets its own logger to DEBUG; hand that back to
+    the application's logging configuration."""
+    level = logging.getLogger("bm25s").level
     import bm25s
+
+    logging.getLogger("bm25s").setLevel(level)
+    return bm25s
+
+
+def _tokenize(texts: list[str], return_ids: bool = True) -> Any:
+    bm25s = _bm25s()
 
     from assistant.text import stemmer
 
@@ -163,8 +175,7 @@ class LexicalStore:
     # -- writers ---------------------------------------------------------------------------
     def build(self, store: Store, generation: int) -> LexicalIndex:
         """Build the snapshot of ``generation`` from the collection (writers only)."""
-        import bm25s
-
+        bm25s = _bm25s()
         started = time.perf_counter()
         ids: list[str] = []
         texts: list[str] = []
@@ -233,8 +244,7 @@ class LexicalStore:
     # -- readers ---------------------------------------------------------------------------
     def load(self, generation: int) -> LexicalIndex:
         """The snapshot of ``generation``, checked; :class:`SnapshotInvalid` if it fails."""
-        import bm25s
-
+        bm25s = _bm25s()
         folder = self.folder(generation)
         try:
             manifest = json.loads((folder / "manifest.json").read_text())

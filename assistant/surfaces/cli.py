@@ -69,8 +69,6 @@ def _main(
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    import bm25s  # noqa: F401  (it sets its own logger to DEBUG on import; override after)
-
     for noisy in ("httpx", "chromadb", "bm25s", "trafilatura", "openai", "httpcore"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
@@ -250,6 +248,22 @@ def stats(collection: Collection = None, as_json: Json = False) -> None:
             out.print(
                 f"[bold]{key:>10}[/bold]  {value if value is not None else '-'}", highlight=False
             )
+
+
+@app.command()
+def sources(collection: Collection = None, as_json: Json = False) -> None:
+    """Outlets in the collection, with article counts and date ranges."""
+    from assistant.desk import Desk
+
+    found = Desk(_settings(collection)).sources()
+    if as_json:
+        _print_json({"sources": [s.model_dump() for s in found]})
+        return
+    for s in found:
+        span = " – ".join(x for x in (s.first_published, s.last_published) if x) or "undated"
+        name = s.source or "(no source)"
+        noun = "article" if s.articles == 1 else "articles"
+        out.print(f"{name}  [dim]{s.articles} {noun} · {span}[/dim]", highlight=False)
 
 
 def _add_eval_commands() -> None:
