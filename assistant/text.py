@@ -7,8 +7,8 @@ be traced back to where it came from.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
-from functools import lru_cache
 
 _ABBREV = {
     "mr", "mrs", "ms", "dr", "prof", "gen", "sen", "rep", "gov", "lt", "col", "sgt", "capt",
@@ -86,11 +86,17 @@ def split_sentences(text: str) -> list[str]:
     return [text[a:b] for a, b in sentence_spans(text)]
 
 
-@lru_cache(maxsize=1)
-def stemmer():  # type: ignore[no-untyped-def]
-    import Stemmer
+_local = threading.local()
 
-    return Stemmer.Stemmer("english")
+
+def stemmer():  # type: ignore[no-untyped-def]
+    """An English Snowball stemmer for this thread (PyStemmer objects are not thread-safe)."""
+    found = getattr(_local, "stemmer", None)
+    if found is None:
+        import Stemmer
+
+        found = _local.stemmer = Stemmer.Stemmer("english")
+    return found
 
 
 def words(text: str) -> list[str]:

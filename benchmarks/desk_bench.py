@@ -158,7 +158,7 @@ def bench_memory(args: argparse.Namespace) -> None:
     desk = _desk(args.home)
     _header(desk, args.home)
     desk.answer(pool[0])  # model session and BM25 snapshot loaded
-    samples: list[tuple[int, float, int]] = [(0, _rss_mb(), len(desk.sentences))]
+    samples: list[tuple[int, float, int]] = [(0, _rss_mb(), len(desk.checker.sentences))]
     print("| answered | RSS MB | sentence-cache passages | s since start |")
     print("|---:|---:|---:|---:|")
     print(f"| 0 | {samples[0][1]:.0f} | {samples[0][2]} | 0 |")
@@ -166,7 +166,7 @@ def bench_memory(args: argparse.Namespace) -> None:
     for i in range(args.questions):
         desk.answer(pool[i % len(pool)])
         if (i + 1) % args.every == 0:
-            samples.append((i + 1, _rss_mb(), len(desk.sentences)))
+            samples.append((i + 1, _rss_mb(), len(desk.checker.sentences)))
             elapsed = time.perf_counter() - start
             print(f"| {i + 1} | {samples[-1][1]:.0f} | {samples[-1][2]} | {elapsed:.0f} |")
     rss = [s[1] for s in samples]

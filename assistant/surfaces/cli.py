@@ -205,6 +205,11 @@ def ask(
         except NewsdeskError as exc:
             _print_json({"id": item["id"], "question": item["question"], "error": str(exc)})
             continue
+        except Exception as exc:  # one question's failure never aborts the batch
+            logging.getLogger(__name__).debug("question %s failed", item["id"], exc_info=True)
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            _print_json({"id": item["id"], "question": item["question"], "error": reason})
+            continue
         if as_json:
             _print_json({"id": item["id"], **answer.as_json()})
         else:
