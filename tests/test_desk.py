@@ -7,6 +7,7 @@ data home as the reader in this process, with the real embedder and a real Chrom
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -342,3 +343,30 @@ def test_embedder_release_waits_for_calls_in_flight(embedder: MiniLMEmbeddings) 
     for t in threads:
         t.join()
     assert failures == []
+
+
+@pytest.mark.parametrize("damage", ["truncate-ids", "shuffle-ids", "drop-manifest"])
+def test_a_damaged_lexical_snapshot_is_rebuilt_once_and_said_so(
+    tmp_path: Path, town: Path, embedder: MiniLMEmbeddings, damage: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    home = tmp_path / "home"
+    assert _ingest_child(home, str(town)).returncode == 0
+    settings = load_settings(home=home)
+    store = Store(settings, embedder)
+    folder = LexicalStore.beside(settings, store).folder(store.generation())
+    ids = folder / "ids.json"
+    if damage == "truncate-ids":
+        ids.write_text(ids.read_text()[:-5])
+    elif damage == "shuffle-ids":
+        ids.write_text(json.dumps(list(reversed(json.loads(ids.read_text())))))
+    else:
+        (folder / "manifest.json").unlink()
+    desk = _desk(home, embedder, abstain_min_score=0.8)
+    with caplog.at_level("WARNING"):
+        hits = desk.search("ferry terminal berths", k=2)
+        again = desk.search("library opening hours", k=2)
+    assert hits[0].title.startswith("Port of Calverin")
+    assert again[0].title.startswith("Calverin library")
+    repairs = [r for r in caplog.records if "rebuilding the BM25 index" in r.getMessage()]
+    assert len(repairs) == 1

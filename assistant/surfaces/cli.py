@@ -299,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     except NewsdeskError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
+    except OSError as exc:  # disk full, read-only or missing folders of the data home
+        where = f" ({exc.filename})" if exc.filename else ""
+        err.print(f"[red]error:[/red] {escape(exc.strerror or str(exc))}{escape(where)}",
+                  highlight=False)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
