@@ -3,7 +3,8 @@
   python benchmarks/desk_bench.py throughput --home DIR [--questions 200] [--threads 1,4,16]
       One shared extractive Desk, warmed up on the same questions, answers N RealTime QA dev
       questions from a ThreadPoolExecutor per thread count: answers/s, p50/p95 latency, and
-      answers/s as a ratio to the 1-thread run of the same script run.
+      answers/s as a ratio to the 1-thread run of the same script run. --cold empties the
+      sentence-vector cache before each round (every question then embeds its passages).
   python benchmarks/desk_bench.py memory --home DIR [--questions 1000] [--every 100]
       One Desk answers N questions (the dev questions, cycled) in this process; RSS (VmRSS)
       every 100 questions: start/end/max and the slope over the last 500 (MB per 100 questions).
@@ -117,6 +118,13 @@ def _round(desk: Desk, questions: list[str], threads: int) -> dict[str, Any]:
     }
 
 
+def _forget_sentences(desk: Desk) -> None:
+    """Empty the sentence-vector cache, so a round answers as if every question were new."""
+    cache = desk.checker.sentences
+    with cache._lock:
+        cache._cache.clear()
+
+
 def bench_throughput(args: argparse.Namespace) -> None:
     questions = _questions()[: args.questions]
     counts = [int(t) for t in args.threads.split(",")]
@@ -130,6 +138,8 @@ def bench_throughput(args: argparse.Namespace) -> None:
     for rnd in range(args.rounds):
         order = counts if rnd % 2 == 0 else counts[::-1]
         for t in order:
+            if args.cold:
+                _forget_sentences(desk)
             r = _round(desk, questions, t)
             results[t].append(r)
             print(
@@ -140,7 +150,11 @@ def bench_throughput(args: argparse.Namespace) -> None:
             for e in r["errors"][:3]:
                 print(f"  error: {e}")
     base = statistics.median(r["answers_per_s"] for r in results[counts[0]])
-    print(f"\n{len(questions)} questions x {args.rounds} round(s), medians; ratio vs {counts[0]}:")
+    cache = "cold (emptied before each round)" if args.cold else "warm"
+    print(
+        f"\n{len(questions)} questions x {args.rounds} round(s), sentence cache {cache}, "
+        f"medians; ratio vs {counts[0]}:"
+    )
     print("| threads | answers/s | ratio | p50 ms | p95 ms | errors |")
     print("|---:|---:|---:|---:|---:|---:|")
     for t, rs in results.items():
@@ -317,6 +331,7 @@ def main() -> None:
     p.add_argument("--threads", default="1,4,16", help="comma-separated; the first is the base")
     p.add_argument("--rounds", type=int, default=1, help="rounds over all thread counts (ABBA)")
     p.add_argument("--warmup", type=int, default=-1, help="questions to warm up on; -1: all N")
+    p.add_argument("--cold", action="store_true", help="empty the sentence cache before rounds")
     p = sub.add_parser("memory")
     p.add_argument("--home", type=Path, required=True)
     p.add_argument("--questions", type=int, default=1000)

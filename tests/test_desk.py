@@ -370,3 +370,12 @@ def test_a_damaged_lexical_snapshot_is_rebuilt_once_and_said_so(
     assert again[0].title.startswith("Calverin library")
     repairs = [r for r in caplog.records if "rebuilding the BM25 index" in r.getMessage()]
     assert len(repairs) == 1
+
+
+def test_one_sentence_cache_serves_extraction_and_checks(
+    examples_home: Path, embedder: MiniLMEmbeddings
+) -> None:
+    desk = _desk(examples_home, embedder)
+    assert desk.checker.sentences is desk.sentences
+    desk.answer(QUESTIONS[0])
+    assert len(desk.sentences) > 0

@@ -83,7 +83,7 @@ class SupportChecker:
 
     def __init__(self, embedder: Embeddings, sentences: SentenceVectors | None = None) -> None:
         self.embedder = embedder
-        self.sentences = sentences or SentenceVectors(embedder)
+        self.sentences = sentences if sentences is not None else SentenceVectors(embedder)
 
     def check(self, claim: str, passage: Passage, claim_vec: np.ndarray | None = None) -> Support:
         spans, vecs = self.sentences.get(passage)
