@@ -28,10 +28,11 @@ from assistant.answering.pipeline import AnswerPipeline, Request
 from assistant.answering.sentvec import SentenceVectors
 from assistant.answering.verify import SupportChecker
 from assistant.errors import EmptyCollectionError, NewsdeskError
+from assistant.index.lexical import LexicalIndex
 from assistant.index.live import LiveIndex
 from assistant.index.retriever import HybridRetriever, HybridSearch
 from assistant.index.schema import NO_TIMESTAMP
-from assistant.index.store import Store
+from assistant.index.store import GENERATION, Store
 from assistant.settings import Settings, load_settings
 from assistant.types import Answer, Conversation, Event, Filters, Final, Passage, Turn
 
@@ -103,17 +104,18 @@ class Desk:
             release()
         self.store.connection.reopen(self.store.connection.epoch)
 
-    def _ready(self) -> None:
-        """Fails with one line when the desk cannot answer; refreshes the index view."""
+    def _ready(self) -> LexicalIndex:
+        """Fails with one line when the desk cannot answer; else the current index view."""
         if self._closed:
             raise NewsdeskError("this Desk is closed")
-        self.store.check_embedder()
+        manifest = self.store.manifest()  # read once: embedder and generation both come from it
+        self.store.check_embedder(manifest)
         if self.store.count() == 0:
             raise EmptyCollectionError(
                 f"nothing is ingested in collection {self.store.name!r} yet; "
                 "run `newsdesk ingest PATH...` first"
             )
-        self.index.current()
+        return self.index.current(int(manifest.get(GENERATION, 0)))
 
     def refresh(self) -> bool:
         """Pick up another process's completed ingest now (questions do this themselves)."""
@@ -131,7 +133,7 @@ class Desk:
         choices: Sequence[str] | None = None,
     ) -> Iterator[Event]:
         """PassagesFound, then TextDelta/Notice events, then Final with the checked answer."""
-        self._ready()
+        lexical = self._ready()
         request = Request(
             question=question.strip(),
             history=_turns(history),
@@ -140,7 +142,7 @@ class Desk:
             extractive=extractive,
             choices=tuple(choices or ()),
         )
-        return self.pipeline.run(request)
+        return self.pipeline.run(request, lexical)
 
     def answer(
         self,
@@ -196,8 +198,8 @@ class Desk:
     def search(
         self, query: str, *, filters: Filters | None = None, k: int | None = None
     ) -> list[Passage]:
-        self._ready()
-        return self.search_engine.retrieve(query, filters, k).passages
+        lexical = self._ready()
+        return self.search_engine.retrieve(query, filters, k, lexical).passages
 
     @property
     def retriever(self) -> HybridRetriever:

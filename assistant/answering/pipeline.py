@@ -31,6 +31,7 @@ from assistant.answering.entail import make_entailment
 from assistant.answering.extractive import NOTICE, Evidence, compose, score_sentences, select
 from assistant.answering.verify import SupportChecker, Verified, verify_answer
 from assistant.errors import LLMError
+from assistant.index.lexical import LexicalIndex
 from assistant.index.retriever import HybridSearch, Retrieved, diversify
 from assistant.index.schema import compile_filters
 from assistant.models.llm import CallInfo, complete, make_chat, stream
@@ -110,13 +111,14 @@ class AnswerPipeline:
                 self._chat = make_chat(self.settings)
             return self._chat
 
-    def run(self, request: Request) -> Iterator[Event]:
-        """Passages found, then text deltas and notices, then the final checked answer."""
+    def run(self, request: Request, lexical: LexicalIndex | None = None) -> Iterator[Event]:
+        """Passages found, then text deltas and notices, then the final checked answer.
+        ``lexical``: the index view the caller has just checked (else read afresh)."""
         extractive = self.settings.extractive if request.extractive is None else request.extractive
         run = Run(request, use_llm=self.settings.llm_configured and not extractive)
         run.deadline = time.monotonic() + self.settings.answer_deadline_s
         yield from self._condense(run)
-        self._retrieve(run)
+        self._retrieve(run, lexical)
         yield PassagesFound(passages=run.passages, standalone_question=run.standalone)
         if not self._relevant(run):
             yield Notice(kind="abstain", text="No passage is relevant enough to answer from.")
@@ -157,13 +159,13 @@ class AnswerPipeline:
             run.account(info)
         run.standalone = accept_rewrite(rewritten, question, history)
 
-    def _retrieve(self, run: Run) -> None:
+    def _retrieve(self, run: Run, lexical: LexicalIndex | None) -> None:
         t = time.perf_counter()
         request = run.request
         # with options to choose from, the evidence sought is about the options too
         query = " ".join([run.standalone, *request.choices])
         compiled = compile_filters(request.filters)
-        found = self.search.candidates(query, compiled)
+        found = self.search.candidates(query, compiled, lexical=lexical)
         pool = found.passages
         previous = request.history[-1].answer if request.history else None
         if previous and not previous.abstained:

@@ -40,9 +40,11 @@ class LiveIndex:
     def generation(self) -> int | None:
         return self._lexical.generation if self._lexical else None
 
-    def current(self) -> LexicalIndex:
-        """The lexical snapshot of the collection's current generation (refreshed if needed)."""
-        generation = self.store.generation()
+    def current(self, generation: int | None = None) -> LexicalIndex:
+        """The lexical snapshot of the collection's current generation (refreshed if needed);
+        ``generation`` when the caller has just read it from the manifest."""
+        if generation is None:
+            generation = self.store.generation()
         lexical = self._lexical
         if lexical is not None and lexical.generation == generation:
             return lexical

@@ -180,9 +180,13 @@ class HybridSearch:
         return Relevance(max(p.dense for p in passages), coverage)
 
     def retrieve(
-        self, query: str, filters: Filters | None = None, k: int | None = None
+        self,
+        query: str,
+        filters: Filters | None = None,
+        k: int | None = None,
+        lexical: LexicalIndex | None = None,
     ) -> Retrieved:
-        found = self.candidates(query, filters)
+        found = self.candidates(query, filters, lexical=lexical)
         found.passages = diversify(
             found.passages, k or self.settings.k, self.settings.per_article_cap
         )
