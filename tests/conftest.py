@@ -43,6 +43,29 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(home=tmp_path / "home")
 
 
+def clean_settings(home: Path) -> Settings:
+    """Settings for ``home`` as a fresh process would read them: no NEWSDESK_* or OpenAI
+    variables of the developer's (for session and module fixtures, which run outside the
+    per-test isolation)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in _ENV_KEYS + [k for k in os.environ if k.startswith("NEWSDESK_")]:
+            mp.delenv(key, raising=False)
+        return load_settings(home=home)
+
+
+@pytest.fixture(scope="session")
+def examples_home(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbeddings) -> Path:
+    """The example articles, ingested once for the whole session. Tests only read it."""
+    from assistant.index.store import Store
+    from ingest.pipeline import ingest_paths
+
+    home = tmp_path_factory.mktemp("examples") / "home"
+    settings = clean_settings(home)
+    report = ingest_paths([str(EXAMPLES)], settings, store=Store(settings, embedder))
+    assert not report.skipped, report.skipped
+    return home
+
+
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:

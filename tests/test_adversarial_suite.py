@@ -9,7 +9,6 @@ end to end with ``newsdesk eval run --llm`` against the same scripted server.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,7 @@ from assistant.surfaces.cli import main
 from evals.dataset import load_suite
 from evals.judge import OfflineJudge
 from evals.metrics import delivered_scores
-from ingest.pipeline import ingest_paths
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT
 from tests.fake_openai import FakeOpenAI
 from tests.template_model import TemplateModel
 
@@ -62,15 +60,8 @@ def test_every_case_has_a_scripted_reply_of_its_kind() -> None:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbeddings) -> Path:
-    home = tmp_path_factory.mktemp("adversarial") / "home"
-    with pytest.MonkeyPatch.context() as mp:  # the autouse env isolation is per test
-        for key in [k for k in os.environ if k.startswith("NEWSDESK_")]:
-            mp.delenv(key)
-        mp.delenv("OPENAI_API_KEY", raising=False)
-        settings = load_settings(home=home)
-        assert not ingest_paths([str(EXAMPLES)], settings, store=Store(settings, embedder)).skipped
-    return home
+def home(examples_home: Path) -> Path:
+    return examples_home
 
 
 def test_verification_drops_every_false_sentence_and_keeps_the_true_ones(

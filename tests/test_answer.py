@@ -8,7 +8,6 @@ real ``langchain_openai.ChatOpenAI`` (streaming); nothing is mocked.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from datetime import date
@@ -34,8 +33,7 @@ from assistant.types import (
     TextDelta,
     Turn,
 )
-from ingest.pipeline import ingest_paths
-from tests.conftest import EXAMPLES
+from tests.conftest import clean_settings
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.prompt_reading import passages_in, prompt_of, quotable, system_of
 
@@ -81,22 +79,14 @@ class Corpus:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbeddings) -> Corpus:
-    home = tmp_path_factory.mktemp("answer") / "home"
-    with pytest.MonkeyPatch.context() as mp:  # the autouse env isolation is per test
-        for key in [k for k in os.environ if k.startswith("NEWSDESK_")]:
-            mp.delenv(key)
-        mp.delenv("OPENAI_API_KEY", raising=False)
-        settings = load_settings(home=home)
-        store = Store(settings, embedder)
-        report = ingest_paths([str(EXAMPLES)], settings, store=store)
-        assert not report.skipped, report.skipped
-        files = {
-            str(c.metadata["doc_id"]): Path(str(c.metadata["path"])).name
-            for c in store.iter_chunks(include_text=False)
-        }
+def corpus(examples_home: Path, embedder: MiniLMEmbeddings) -> Corpus:
+    store = Store(clean_settings(examples_home), embedder)
+    files = {
+        str(c.metadata["doc_id"]): Path(str(c.metadata["path"])).name
+        for c in store.iter_chunks(include_text=False)
+    }
     assert set(files.values()) == CHINA_FILES | {"beijing-olympics-closing.txt", "wire.jsonl"}
-    return Corpus(home, files)
+    return Corpus(examples_home, files)
 
 
 def make_assistant(corpus: Corpus, embedder: MiniLMEmbeddings, **overrides: Any) -> Desk:

@@ -28,8 +28,7 @@ from assistant.index.store import Store
 from assistant.models.embeddings import MiniLMEmbeddings
 from assistant.settings import Settings, load_settings
 from assistant.types import Final, PassagesFound
-from ingest.pipeline import ingest_paths
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT
 
 HARBOUR = """---
 title: Port of Calverin opens a new ferry terminal
@@ -207,18 +206,6 @@ QUESTIONS = [
     "How did China vote on the UN resolution?",
     "What did Wang Yi say about relations with Russia?",
 ]
-
-
-@pytest.fixture(scope="module")
-def examples_home(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbeddings) -> Path:
-    home = tmp_path_factory.mktemp("desk") / "home"
-    with pytest.MonkeyPatch.context() as mp:
-        for key in [k for k in os.environ if k.startswith("NEWSDESK_")]:
-            mp.delenv(key)
-        settings = load_settings(home=home)
-        report = ingest_paths([str(EXAMPLES)], settings, store=Store(settings, embedder))
-        assert not report.skipped
-    return home
 
 
 def test_sixteen_threads_give_exactly_the_single_threaded_answers(

@@ -10,7 +10,6 @@ by construction) and hand-written faithful paraphrases.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -20,11 +19,9 @@ from assistant.answering.support import SupportChecker
 from assistant.desk import Desk
 from assistant.index.store import Store
 from assistant.models.embeddings import MiniLMEmbeddings
-from assistant.settings import load_settings
 from assistant.types import Passage
 from evals.dataset import load_suite
-from ingest.pipeline import ingest_paths
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import ROOT, clean_settings
 
 PORT = (
     "Harbor commissioner Lena Ostrova said the new ferry terminal would open in May. "
@@ -242,17 +239,8 @@ MAX_PARAPHRASE_REMOVALS = 2  # measured 0 of 34 when written; a little room for 
 
 
 @pytest.fixture(scope="module")
-def example_store(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbeddings) -> Store:
-    home = tmp_path_factory.mktemp("support") / "home"
-    with pytest.MonkeyPatch.context() as mp:  # the autouse env isolation is per test
-        for key in [k for k in os.environ if k.startswith("NEWSDESK_")]:
-            mp.delenv(key)
-        mp.delenv("OPENAI_API_KEY", raising=False)
-        settings = load_settings(home=home)
-        store = Store(settings, embedder)
-        report = ingest_paths([str(EXAMPLES)], settings, store=store)
-        assert not report.skipped
-    return store
+def example_store(examples_home: Path, embedder: MiniLMEmbeddings) -> Store:
+    return Store(clean_settings(examples_home), embedder)
 
 
 def chunk_passage(store: Store, file: str, anchor: str) -> Passage:
