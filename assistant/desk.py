@@ -211,7 +211,8 @@ class Desk:
         chunks = self.store.count()
         documents = 0
         if chunks:
-            documents = len(np.unique(self.index.current().doc_ids))
+            generation = int(manifest.get(GENERATION, 0))
+            documents = len(np.unique(self.index.current(generation).doc_ids))
         return Stats(
             documents=documents,
             chunks=chunks,
