@@ -17,7 +17,7 @@ from evals.dataset import Suite
 
 STAGES = ("total_ms", "retrieve_ms", "embed_ms", "dense_ms", "bm25_ms", "extract_ms",
           "generate_ms", "verify_ms", "search_ms")  # fmt: skip
-HEADLINE = ("hit_at_5", "mrr_at_10", "ndcg_at_10", "answer_bearing_at_5", "answer_recall",
+HEADLINE = ("hit_at_5", "mrr_at_10", "ndcg_at_10", "answer_bearing_at_5", "answer_recall", "answer_first",
             "choice_accuracy", "citation_recall", "citation_precision")  # fmt: skip
 JUDGED = {"citation_recall", "citation_precision"}
 
