@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from assistant.answering.pipeline import AnswerPipeline, Request
 from assistant.answering.sentvec import SentenceVectors
 from assistant.answering.verify import SupportChecker
-from assistant.errors import EmptyCollectionError, NewsdeskError
+from assistant.errors import EmptyCollectionError, NewsdeskError, UsageError
 from assistant.index.lexical import LexicalIndex
 from assistant.index.live import LiveIndex
 from assistant.index.retriever import HybridRetriever, HybridSearch
@@ -137,7 +137,7 @@ class Desk:
         request = Request(
             question=question.strip(),
             history=_turns(history),
-            filters=filters,
+            filters=self._checked(filters, lexical),
             k=k,
             extractive=extractive,
             choices=tuple(choices or ()),
@@ -199,7 +199,30 @@ class Desk:
         self, query: str, *, filters: Filters | None = None, k: int | None = None
     ) -> list[Passage]:
         lexical = self._ready()
+        filters = self._checked(filters, lexical)
         return self.search_engine.retrieve(query, filters, k, lexical).passages
+
+    def _checked(self, filters: Filters | None, lexical: LexicalIndex) -> Filters | None:
+        """Filters as stored: the source's own spelling (matched case-insensitively). An
+        unknown source or a range that ends before it starts is a ``UsageError``."""
+        if filters is None:
+            return None
+        if filters.since and filters.until and filters.since > filters.until:
+            raise UsageError(
+                f"since {filters.since} is after until {filters.until}: no article can match"
+            )
+        if filters.source:
+            known = sorted({str(s) for s in np.unique(lexical.sources) if str(s)})
+            wanted = filters.source.strip().casefold()
+            match = next((s for s in known if s.casefold() == wanted), None)
+            if match is None:
+                shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
+                raise UsageError(
+                    f"no articles from source {filters.source!r}; sources: {shown or 'none'}"
+                )
+            if match != filters.source:
+                filters = filters.model_copy(update={"source": match})
+        return filters
 
     @property
     def retriever(self) -> HybridRetriever:

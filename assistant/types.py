@@ -196,7 +196,10 @@ class Answer(BaseModel):
             )
             citations.append(
                 Citation(
-                    n=c["n"], passage=passage, quote=c["quote"], supported=c["supported"],
+                    n=c["n"],
+                    passage=passage,
+                    quote=c["quote"],
+                    supported=c["supported"],
                     rank=c.get("rank", passage.rank),
                 )
             )

@@ -318,4 +318,11 @@ def per_case_values(records: list[dict[str, Any]]) -> dict[str, dict[str, float 
         for stage in ("total_ms",):
             if r.get("timings", {}).get(stage) is not None:
                 out[stage][r["id"]] = r["timings"][stage]
+        if r.get("error") or "abstained" not in r:
+            continue
+        # the abstention metrics, case by case: each is defined on its own subset of cases
+        abstained, must = bool(r["abstained"]), bool(r.get("must_abstain"))
+        out["abstain_recall"][r["id"]] = float(abstained) if must else None
+        out["answered_precision"][r["id"]] = float(not must) if not abstained else None
+        out["answer_rate"][r["id"]] = float(not abstained) if not must else None
     return dict(out)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from assistant.answering.question import Entity, Shape, mentions, undot
+from assistant.text import numbers_and_dates
 from assistant.types import Passage
 
 _MONTH_NUM = {m: i for i, m in enumerate(
@@ -49,6 +50,54 @@ class DayDate:
         except ValueError:
             return False
         return day <= published <= day + timedelta(days=REPORT_LAG_DAYS)
+
+
+_MONTH_YEAR = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(?:of\s+)?(\d{4})\b",
+    re.IGNORECASE,
+)
+_MONTH_DAY_YEAR = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?"
+    r"\s+(\d{4})\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class MonthDate:
+    """"In June 2019": the article says so, or was published that month."""
+
+    month: int
+    year: int
+
+    def met(self, text: str, published_at: str) -> bool:
+        if published_at[:7] == f"{self.year:04d}-{self.month:02d}":
+            return True
+        said = [*_MONTH_YEAR.finditer(text), *_MONTH_DAY_YEAR.finditer(text)]
+        return any(
+            _MONTH_NUM[m.group(1).lower()[:3]] == self.month and int(m.group(2)) == self.year
+            for m in said
+        )
+
+    def __str__(self) -> str:
+        return f"{date(2000, self.month, 1).strftime('%B')} {self.year}"
+
+
+def month_dates(question: str) -> list[MonthDate]:
+    return [
+        MonthDate(_MONTH_NUM[m.group(1).lower()[:3]], int(m.group(2)))
+        for m in _MONTH_YEAR.finditer(question)
+        if 1900 <= int(m.group(2)) <= 2100
+    ]
+
+
+def figures(question: str) -> set[str]:
+    """Numbers the question states ("50 basis points", "141 votes"), not years or days."""
+    found = numbers_and_dates(question)
+    return {
+        n for n in found
+        if " " not in n and not (len(n) == 4 and n[:2] in ("19", "20")) and len(n) >= 2
+    }  # fmt: skip
 
 
 def day_dates(question: str) -> list[DayDate]:
@@ -96,17 +145,22 @@ def check(shape: Shape, question: str, passages: list[Passage]) -> Coverage:
     closest = passages[0] if passages else None
     entities = list(shape.entities)
     days = day_dates(question)
-    if not entities and not days:
+    numbers = figures(question)
+    months = month_dates(question)
+    if not entities and not days and not numbers and not months:
         return Coverage({p.doc_id for p in passages}, [], closest)
     texts: dict[str, str] = {}
     dated: dict[str, str] = {}
     for p in passages:
         texts[p.doc_id] = texts.get(p.doc_id, undot(p.title)) + "\n" + undot(p.text)
         dated[p.doc_id] = p.published_at
+    stated = {doc: numbers_and_dates(text) for doc, text in texts.items()}
     satisfying = {
         doc for doc, text in texts.items()
         if all(mentions(e, text) for e in entities)
         and all(d.written_in(text) or d.reported_by(dated[doc]) for d in days)
+        and numbers <= stated[doc]
+        and all(mo.met(text, dated[doc]) for mo in months)
     }  # fmt: skip
     if satisfying:
         return Coverage(satisfying, [], closest)
@@ -114,12 +168,18 @@ def check(shape: Shape, question: str, passages: list[Passage]) -> Coverage:
     absent = [e for e in entities if not mentions(e, everywhere)]
     absent_days = [d for d in days if not any(
         d.written_in(t) or d.reported_by(dated[doc]) for doc, t in texts.items())]  # fmt: skip
-    missing = [_name(e) for e in absent] + [_day(d) for d in absent_days]
+    absent_numbers = sorted(n for n in numbers if not any(n in x for x in stated.values()))
+    absent_months = [
+        str(mo) for mo in months if not any(mo.met(t, dated[doc]) for doc, t in texts.items())
+    ]
+    missing = [_name(e) for e in absent] + [_day(d) for d in absent_days] + absent_numbers
+    missing += absent_months
     if missing:
         return Coverage(set(), missing, closest)
     # each is named somewhere, but no one article names them all
-    return Coverage(set(), [_name(e) for e in entities] + [_day(d) for d in days], closest,
-                    missing_alone=False)  # fmt: skip
+    named = [_name(e) for e in entities] + [_day(d) for d in days] + sorted(numbers)
+    named += [str(mo) for mo in months]
+    return Coverage(set(), named, closest, missing_alone=False)
 
 
 def _name(e: Entity) -> str:

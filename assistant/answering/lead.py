@@ -19,6 +19,7 @@ Markers are passage ranks here; ``numbering`` turns them into one number per art
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from assistant.answering.extractive import _QUOTES, Evidence
 from assistant.answering.question import Kind, Shape
-from assistant.text import content_terms, overlap, sentence_spans
+from assistant.text import content_terms, overlap, sentence_spans, stemmer
 from assistant.types import Citation
 
 MAX_SENTENCES = 5
@@ -58,14 +59,29 @@ _BY_AMOUNT = re.compile(
     rf"\bby\s+(?:a|an|about|roughly|nearly|some|just|only|another)?\s*(?:\d|{_NUMBER_WORDS})",
     re.IGNORECASE,
 )
+_MONEY = re.compile(
+    r"[$€£¥]\s?\d|\b(?:euros?|dollars?|pounds?|yuan|yen|francs?|kronor|crowns?)\b", re.IGNORECASE
+)
+_MONEY_ASKED = re.compile(
+    r"\b(?:cost|costs|price|pay|paid|spend|spent|worth|budget|revenue|fine|raise[sd]?\s+\$)\b",
+    re.IGNORECASE,
+)
+_COUNT = re.compile(rf"\b(?:\d[\d,.]*|{_NUMBER_WORDS})\b", re.IGNORECASE)
+_SEASON_OR_MONTH = re.compile(
+    rf"\b(?:spring|summer|autumn|fall|winter|end|start|beginning|middle)\s+of\s+(?:19|20)\d\d\b"
+    rf"|\b{_MONTH}\s+(?:of\s+)?(?:19|20)\d\d\b",
+    re.IGNORECASE,
+)
 _DURATION = re.compile(
     rf"\b(?:\d+|{_NUMBER_WORDS}|an?)\s+(?:\w+\s+)?(?:seconds?|minutes?|hours?|days?|weeks?|"
     r"months?|years?)\b",
     re.IGNORECASE,
 )
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[-\s][A-Z][a-z]+)*")
-_PRONOUN_START = re.compile(
-    r"^[\"“‘']?(?:He|She|They|It|His|Her|Their|Its)\b"
+_PRONOUN_START = re.compile(r"^[\"“‘']?(?:He|She|They|It|His|Her|Their|Its)\b")
+_PRONOUN_SAID = re.compile(
+    r"\b(?:he|she|they)\s+(?:said|says|added|told|noted|argued|warned|wrote)\b"
+    r"|\b(?:said|says|added|told|noted|argued|warned|wrote)\s+(?:he|she|they)\b"
 )
 _CONTINUES = re.compile(r"\b(?:also|as well|too|both|likewise|along with)\b", re.IGNORECASE)
 _NOT_NEW = frozenset(
@@ -89,26 +105,46 @@ class Unit:
 
 
 def type_match(text: str, kind: Kind, question: str) -> float:
-    """How well ``text`` carries the kind of answer asked for (0..1)."""
+    """How well ``text`` carries the kind of answer asked for: 1 it does, 0.6–0.9 it partly
+    does (a month for "when"), below 0.6 hardly or not at all."""
     if kind == "date":
         if _DAY_DATE.search(text):
             return 1.0
-        return 0.6 if _WEEKDAY.search(text) or _MONTH_YEAR.search(text) else 0.0
+        if _SEASON_OR_MONTH.search(text) or _WEEKDAY.search(text):
+            return 0.8
+        return 0.6 if _MONTH_YEAR.search(text) else 0.0
     if kind == "quantity":
-        if re.search(r"\bhow long\b", question, re.IGNORECASE):
-            return 1.0 if _DURATION.search(text) else 0.0
-        undated = _MONTH_YEAR.sub(" ", _DAY_DATE.sub(" ", text))
-        if re.search(r"\bby how much\b", question, re.IGNORECASE):
-            return 1.0 if _BY_AMOUNT.search(undated) else 0.4 if _UNIT.search(undated) else 0.0
-        if _UNIT.search(undated):
-            return 1.0
-        return 0.6 if _QUANTITY.search(undated) else 0.0
+        return _quantity_fit(text, question)
     if kind in ("person", "place", "list"):
         new = _new_names(text, question)
-        if kind in ("list", "person"):
+        if kind == "list":
             return 1.0 if len(new) >= 2 else 0.5 if new else 0.0
         return 1.0 if new else 0.0
     return 0.0
+
+
+def _quantity_fit(text: str, question: str) -> float:
+    if re.search(r"\bhow long\b", question, re.IGNORECASE):
+        return 1.0 if _DURATION.search(text) else 0.0
+    undated = _MONTH_YEAR.sub(" ", _DAY_DATE.sub(" ", text))
+    if not _QUANTITY.search(undated):
+        return 0.0
+    if re.search(r"\bby how much\b", question, re.IGNORECASE):
+        return 1.0 if _BY_AMOUNT.search(undated) else 0.4
+    if _MONEY_ASKED.search(question):
+        return 1.0 if _MONEY.search(undated) else 0.3
+    if re.search(r"\b(?:share|percentage|proportion|per ?cent)\b", question, re.IGNORECASE):
+        return 1.0 if re.search(r"%|\bper ?cent\b", undated, re.IGNORECASE) else 0.3
+    counted = re.search(r"\bhow many\s+(\w+)", question, re.IGNORECASE)
+    if counted:
+        # "how many stops" wants a number a few words before "stops"
+        noun = stemmer().stemWord(counted.group(1).lower())
+        for m in _COUNT.finditer(undated):
+            following = content_terms(" ".join(undated[m.end() :].split()[:6]))
+            if noun in following:
+                return 1.0
+        return 0.5
+    return 1.0 if _UNIT.search(undated) else 0.6
 
 
 def _new_names(text: str, question: str) -> set[str]:
@@ -131,21 +167,28 @@ def build(
     top = pool[0].score
     floor = max(0.6 * top, 0.2)
     lead: list[Unit] = []
+    focus = _Focus(pool)
+    names = set(content_terms(" ".join(e.text for e in shape.entities)))
     for kind, part in zip(shape.kinds, shape.parts, strict=True):
         if lead and any(type_match(u.text(), kind, question) >= 1.0 for u in lead):
             continue  # the lead already answers this part ("where and when")
-        part_terms = set(content_terms(part)) or q_terms
+        # what the part asks about, less the names it is about (those are the topic, met by
+        # every sentence of the right article; ``constraints`` already checked them)
+        part_terms = (set(content_terms(part)) - names) or set(content_terms(part)) or q_terms
         candidates = [e for e in pool if e.score >= 0.5 * top or _on(e, part_terms)]
         candidates = [e for e in candidates if all(e is not u.main for u in lead)]
         if not candidates:
             break
 
-        def lead_score(u: Unit, kind: Kind = kind, terms: set[str] = part_terms) -> tuple:
+        def lead_score(
+            u: Unit, kind: Kind = kind, terms: set[str] = part_terms, part: str = part
+        ) -> tuple[bool, float]:
             # a sentence that carries what is asked (a date for "when") beats one that
             # only talks about it; among those, the best match to the question
             fit = type_match(u.text(), kind, question)
-            related = overlap(terms, content_terms(u.main.text))
-            return fit >= 1.0, u.main.score + 0.25 * fit + 0.3 * related + _ordinal(u, part)
+            related = focus.overlap(terms, u.main)
+            score = u.main.score + 0.25 * fit + 0.4 * related + _ordinal(u, part)
+            return fit >= 0.6, score
 
         lead.append(max((_unit(e, kind) for e in candidates), key=lead_score))
     support = _support(pool, lead, q_terms, floor)
@@ -160,12 +203,36 @@ _ORDINAL = re.compile(
 
 
 def _ordinal(u: Unit, question: str) -> float:
-    """"The first round": a sentence about the third round is not the answer."""
+    """ "The first round": a sentence about the third round is not the answer."""
     asked = {m.lower() for m in _ORDINAL.findall(question)}
     if not asked:
         return 0.0
     said = {m.lower() for m in _ORDINAL.findall(u.main.text)}
     return 0.3 if asked & said else -0.15 if said else 0.0
+
+
+class _Focus:
+    """Overlap with the question weighted by how rare each term is among the candidate
+    sentences: "construction … begin" tells sentences of one article apart, "Vellmark tram"
+    (in all of them) does not."""
+
+    def __init__(self, pool: list[Evidence]) -> None:
+        self.terms = {id(e): set(content_terms(e.text)) for e in pool}
+        df: dict[str, int] = {}
+        for terms in self.terms.values():
+            for t in terms:
+                df[t] = df.get(t, 0) + 1
+        n = len(pool)
+        self.idf = {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items()}
+        self.unseen = math.log((n + 1) / 0.5)
+
+    def overlap(self, question_terms: set[str], e: Evidence) -> float:
+        if not question_terms:
+            return 0.0
+        weights = {t: self.idf.get(t, self.unseen) for t in question_terms}
+        have = self.terms.get(id(e)) or set(content_terms(e.text))
+        total = sum(weights.values())
+        return sum(w for t, w in weights.items() if t in have) / total if total else 0.0
 
 
 def _on(e: Evidence, terms: set[str]) -> bool:
@@ -191,7 +258,8 @@ def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
 def _unit(e: Evidence, kind: Kind | None) -> Unit:
     unit = Unit(e)
     text = e.passage.text
-    if _PRONOUN_START.match(e.text) and e.index > 0:
+    unnamed_quote = not e.speaker and _PRONOUN_SAID.search(e.text)
+    if (_PRONOUN_START.match(e.text) or unnamed_quote) and e.index > 0:
         a, b = e.spans[e.index - 1]
         unit.before = text[a:b]
     if kind in ("list", "person"):

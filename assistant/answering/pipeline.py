@@ -318,7 +318,7 @@ class AnswerPipeline:
             mode="llm" if run.use_llm else "extractive",
             abstained=True,
             passages=run.passages,
-            notice=" ".join(x for x in (notice, why) if x),
+            notice=notice,
         )
 
     def _choose(self, run: Run) -> str:

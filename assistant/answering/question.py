@@ -19,23 +19,54 @@ _PART_SPLIT = re.compile(
     r",?\s+and\s+(?=(?:when|where|who|whom|how|what|which|why)\b)", re.IGNORECASE
 )
 _KINDS: list[tuple[re.Pattern[str], Kind]] = [
-    (re.compile(r"^(?:by\s+)?how\s+(?:much|many|long|large|big|far|old|often|high|low)\b"
-                r"|^what\s+(?:percentage|share|proportion|amount|number|price|rate|size)\b"
-                r"|^what\s+was\s+the\s+(?:vote|score|tally|total|figure|cost)\b", re.I),
-     "quantity"),
-    (re.compile(r"^(?:when|what\s+(?:date|day|year|month|time)|which\s+(?:date|day|year|month)"
-                r"|on\s+what\s+(?:date|day)|since\s+when)\b", re.I), "date"),
-    (re.compile(r"^(?:which|what)\s+(?:\w+\s+){0,2}(?:countries|nations|states|companies|"
-                r"members|leaders|people|officials|groups|teams|cities|parties|firms|"
-                r"organi[sz]ations|banks|agencies|ministers|candidates)\b", re.I), "list"),
-    (re.compile(r"^(?:who|whom|whose)\b|^(?:which|what)\s+(?:\w+\s+){0,3}(?:leader|person|"
-                r"minister|official|spokes(?:wo)?man|spokesperson|president|organi[sz]ation|"
-                r"company|newspaper|country|team|agency|bank|envoy|ambassador|chief|"
-                r"diplomat|analyst|group|party|firm)\b", re.I), "person"),
-    (re.compile(r"^(?:where|in\s+which\s+(?:city|country|place)|which\s+(?:city|place))\b",
-                re.I), "place"),
-    (re.compile(r"^(?:will|would|is|are|was|were|does|do|did|can|could|has|have|should)\b",
-                re.I), "yesno"),
+    (
+        re.compile(
+            r"^(?:by\s+)?how\s+(?:much|many|long|large|big|far|old|often|high|low)\b"
+            r"|^what\s+(?:percentage|share|proportion|amount|number|price|rate|size)\b"
+            r"|^what\s+was\s+the\s+(?:vote|score|tally|total|figure|cost)\b",
+            re.I,
+        ),
+        "quantity",
+    ),
+    (
+        re.compile(
+            r"^(?:when|what\s+(?:date|day|year|month|time)|which\s+(?:date|day|year|month)"
+            r"|on\s+what\s+(?:date|day)|since\s+when)\b",
+            re.I,
+        ),
+        "date",
+    ),
+    (
+        re.compile(
+            r"^(?:which|what)\s+(?:\w+\s+){0,2}(?:countries|nations|states|companies|"
+            r"members|leaders|people|officials|groups|teams|cities|parties|firms|"
+            r"organi[sz]ations|banks|agencies|ministers|candidates)\b",
+            re.I,
+        ),
+        "list",
+    ),
+    (
+        re.compile(
+            r"^(?:who|whom|whose)\b|^(?:which|what)\s+(?:\w+\s+){0,3}(?:leader|person|"
+            r"minister|official|spokes(?:wo)?man|spokesperson|president|organi[sz]ation|"
+            r"company|newspaper|country|team|agency|bank|envoy|ambassador|chief|"
+            r"diplomat|analyst|group|party|firm)\b",
+            re.I,
+        ),
+        "person",
+    ),
+    (
+        re.compile(
+            r"^(?:where|in\s+which\s+(?:city|country|place)|which\s+(?:city|place))\b", re.I
+        ),
+        "place",
+    ),
+    (
+        re.compile(
+            r"^(?:will|would|is|are|was|were|does|do|did|can|could|has|have|should)\b", re.I
+        ),
+        "yesno",
+    ),
 ]
 
 _TITLES = frozenset(
@@ -50,7 +81,9 @@ _ORG_HEADS = frozenset(
     Reserve Assembly Party University Court Parliament Commission Department Office
     Association Federation Institute Centre Center Company Corporation Corp Inc Group Forum
     Society Cup Award Awards Games Olympics Bowl League Congress Senate Treaty Alliance Board
-    Authority Administration Service Command Army Navy Force Forces""".split()
+    Authority Administration Service Command Army Navy Force Forces Telescope Space Station
+    Mission Program Programme Project Bridge Airport Stadium Tower Palace Market Canal River
+    Square Street Exchange Index Summit Conference Festival Prize""".split()
 )
 _NOT_NAMES = frozenset(
     """I What When Where Who Whom Whose Which Why How Will Would Is Are Was Were Does Do Did
@@ -188,6 +221,10 @@ def _entity(phrase: str, words: list[str]) -> Entity:
             needles.append(("".join(w[0] for w in capitals),))  # European Central Bank -> ECB
         return Entity(phrase, "org", tuple(dict.fromkeys(needles)))
     names = [w for w in words if len(w) > 1 and w.lower() not in {"of", "de", "the"}]
+    serial = [w for w in words[1:] if re.fullmatch(r"[IVX]+|\d+", w)]
+    if serial:  # "Artemis II" is not "Artemis I": the numeral must be there too
+        rest = [w for w in names if w not in serial]
+        return Entity(phrase, "name", tuple((w, *serial) for w in rest) or ((phrase,),))
     needles = [(w,) for w in names] + [(a,) for w in names for a in ALIASES.get(w, ())]
     return Entity(phrase, "name", tuple(dict.fromkeys([*needles, *aliases])))
 
