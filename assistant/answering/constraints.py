@@ -65,7 +65,7 @@ _MONTH_DAY_YEAR = re.compile(
 
 @dataclass(frozen=True)
 class MonthDate:
-    """"In June 2019": the article says so, or was published that month."""
+    """ "In June 2019": the article says so, or was published that month."""
 
     month: int
     year: int
