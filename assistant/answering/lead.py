@@ -132,10 +132,10 @@ def _quantity_fit(text: str, question: str) -> float:
         return 0.0
     if re.search(r"\bby how much\b", question, re.IGNORECASE):
         return 1.0 if _BY_AMOUNT.search(undated) else 0.4
-    if _MONEY_ASKED.search(question):
-        return 1.0 if _MONEY.search(undated) else 0.3
     if re.search(r"\b(?:share|percentage|proportion|per ?cent)\b", question, re.IGNORECASE):
         return 1.0 if re.search(r"%|\bper ?cent\b", undated, re.IGNORECASE) else 0.3
+    if _MONEY_ASKED.search(question):
+        return 1.0 if _MONEY.search(undated) else 0.3
     counted = re.search(r"\bhow many\s+(\w+)", question, re.IGNORECASE)
     if counted:
         # "how many stops" wants a number a few words before "stops"
