@@ -1,0 +1,228 @@
+"""``newsdesk chat`` driven as a user would: a real process under a pseudo-terminal (pexpect),
+the example articles in a private copy of the shared collection, the scripted OpenAI-compatible
+server over loopback for LLM mode; then what the screen showed and what the log holds."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from assistant.answerlog import AnswerLog
+from tests.conftest import ROOT
+from tests.fake_openai import FakeOpenAI, Reply
+from tests.prompt_reading import passages_in, prompt_of, quotable
+
+_ANSI = re.compile(r"\x1b\[[0-9;?<=>]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]|\r")
+BIDEN = "What did Biden tell Xi in their video call?"
+HOW_LONG = "How long did it last?"  # alone it abstains; after BIDEN it is about that call
+BIDEN_TITLE = "Biden warns Xi of consequences"
+
+
+def screen(text: str) -> str:
+    """What the user read: terminal control sequences and carriage returns taken out."""
+    return _ANSI.sub("", text)
+
+
+class Chat:
+    """One ``newsdesk chat`` process on a pty (80 columns would wrap titles: 240 wide)."""
+
+    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        environment = {
+            **os.environ, "NEWSDESK_HOME": str(home), "NO_COLOR": "1", "TERM": "xterm",
+            "PROMPT_TOOLKIT_NO_CPR": "1", **(env or {}),
+        }  # fmt: skip
+        self.child = pexpect.spawn(
+            sys.executable, ["-m", "assistant.surfaces.cli", "chat", *args], cwd=str(ROOT),
+            env=environment, encoding="utf-8", dimensions=(60, 240), timeout=60,
+        )  # fmt: skip
+        self.expect("Ctrl-D or /quit ends")
+
+    def expect(self, pattern: str) -> str:
+        """Wait for ``pattern`` (a regex) on the screen; the screen text up to it."""
+        self.child.expect(pattern)
+        return screen(self.child.before + self.child.after)
+
+    def ask(self, question: str) -> str:
+        """Type ``question``; the screen until the answer's footer (its log id)."""
+        self.child.sendline(question)
+        return self.expect(r"log #\d+")
+
+    def command(self, line: str, first: str) -> str:
+        """Type a command; the screen from ``first`` (a regex the output starts with: the echo
+        of the typed line redraws the prompt) to the next prompt."""
+        self.child.sendline(line)
+        self.child.expect(first)
+        start = screen(self.child.after)
+        return start + self.expect("ask>")
+
+    def quit(self) -> int:
+        self.child.sendline("/quit")
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        return int(self.child.exitstatus or 0)
+
+
+@pytest.fixture
+def home(examples_home: Path, tmp_path: Path) -> Path:
+    """A private copy of the example collection: the chat writes its log and history here."""
+    target = tmp_path / "home"
+    shutil.copytree(examples_home, target)
+    return target
+
+
+def _entries(home: Path) -> list[Any]:
+    with AnswerLog(home / "logs.db") as log:
+        return log.list(100)[::-1]
+
+
+def test_extractive_chat_session(home: Path) -> None:
+    chat = Chat(home, "--extractive")
+    first = chat.ask(BIDEN)
+    assert BIDEN_TITLE in first and "Sources" in first and "no language model was used" in first
+
+    follow = chat.ask(HOW_LONG)  # needs the previous turn to mean anything
+    assert f"→ searching: {BIDEN} {HOW_LONG}" in follow  # what was searched, shown
+    assert "one hour and 50 minutes" in follow and BIDEN_TITLE in follow.split("Sources")[1]
+
+    sources = chat.command("/sources", "Sources")
+    assert sources.startswith("Sources\n[1] " + BIDEN_TITLE)
+    quote = sources.splitlines()[2].strip().strip("“”")
+    assert "one hour and 50 minutes" in quote  # the quoted span of source 1
+    opened = chat.command("/open 1", r"\[1\]")
+    assert opened.startswith("[1] " + BIDEN_TITLE) and "harborline-news.test/world" in opened
+    assert quote in opened  # the passage whole, with the text after it in the article:
+    assert "The two leaders also discussed Taiwan" in opened
+
+    assert "unknown command /sorces; did you mean /sources?" in chat.command("/sorces", "unknown")
+    assert "filters: since 2022-03-01" in chat.command("/since 2022-03-01", "filters")
+    chat.ask("Where did the Winter Olympics close?")
+    chat.command("/bad wrong date", r"marked log #\d+ bad \(wrong date\)")
+    assert chat.quit() == 0
+
+    entries = _entries(home)
+    assert [e.question for e in entries] == [
+        BIDEN, HOW_LONG, "Where did the Winter Olympics close?",
+    ]  # fmt: skip
+    assert len({e.conversation_id for e in entries}) == 1 and entries[0].surface == "chat"
+    assert entries[1].standalone_question == f"{BIDEN} {HOW_LONG}"
+    last = entries[2]
+    assert last.filters == {"since": "2022-03-01"}
+    assert all(p["published_at"] >= "2022-03-01" for p in last.answer["passages"])
+    assert not any("Olympics" in p["title"] for p in last.answer["passages"])
+    assert last.verdict is not None and (last.verdict.verdict, last.verdict.note) == (
+        "bad", "wrong date",
+    )  # fmt: skip
+    assert (home / "chat_history").read_text().count(HOW_LONG) == 1  # input history persists
+
+
+def _pick(passages: dict[int, str], *words: str) -> int:
+    """The first passage that mentions one of ``words`` (else 1): what a model would cite."""
+    for word in words:
+        for n, text in passages.items():
+            if word in text:
+                return n
+    return 1
+
+
+class Model:
+    """The scripted model of the LLM session: condenses follow-ups with the conversation, and
+    answers each question as the test planned (``plan``: question word -> how)."""
+
+    SLOW = " ".join(["Slowly"] + ["streaming"] * 60) + "."
+    INVENTED = "The moon is made of green cheese [1]."
+
+    def __init__(self) -> None:
+        self.condensed: list[str] = []
+
+    def __call__(self, request: dict[str, Any]) -> Reply | str:
+        prompt = prompt_of(request)
+        if "Follow-up question:" in prompt:
+            condensed = "How long did the video call between Biden and Xi last?"
+            self.condensed.append(condensed)
+            return condensed
+        question = prompt.rsplit("Question:", 1)[-1]
+        ps = passages_in(prompt)
+        if "restraint" in question:  # a stream cut off: no finish_reason, then it ends
+            return Reply(text=self.SLOW, mode="no-finish")
+        if "slowly" in question:
+            return Reply(text=self.SLOW, interval_s=0.25)
+        n = _pick(ps, "two-hour", "Biden")
+        sentence = quotable(ps[n])
+        if "Kuleba" in question:  # a citation the check removes
+            return f"{sentence[:-1]} [{n}]. {self.INVENTED}"
+        return f"{sentence[:-1]} [{n}]."
+
+
+@pytest.fixture
+def model_server() -> Iterator[tuple[FakeOpenAI, Model]]:
+    with FakeOpenAI() as fake:
+        model = Model()
+        fake.default = model
+        yield fake, model
+
+
+def test_llm_chat_session(home: Path, model_server: tuple[FakeOpenAI, Model]) -> None:
+    fake, model = model_server
+    key = "sk-test-chat-Wq81secret"
+    chat = Chat(home, env={
+        "NEWSDESK_LLM_BASE_URL": fake.base_url, "NEWSDESK_LLM_MODEL": "fake-model",
+        "OPENAI_API_KEY": key, "NEWSDESK_LLM_MAX_RETRIES": "0", "NEWSDESK_LLM_TIMEOUT_S": "20",
+    })  # fmt: skip
+    first = chat.ask(BIDEN)
+    assert "llm ·" in first and BIDEN_TITLE in first
+    follow = chat.ask(HOW_LONG)
+    assert "→ searching: How long did the video call between Biden and Xi last?" in follow
+    assert "two-hour" in follow and BIDEN_TITLE in follow.split("Sources")[1]
+
+    removed = chat.ask("What did Kuleba ask?")
+    streamed, checked = removed.split("Checked answer:")
+    assert "green cheese" in streamed and "green cheese" not in checked  # streamed, then checked
+    assert "1 sentence was removed" in removed
+
+    cut = chat.ask("Did Xi urge restraint?")
+    assert "Slowly streaming" in cut  # the text as it came…
+    assert "showing an extractive answer instead" in cut  # …then the fallback, said
+    assert "no language model was used" in cut and "Sources" in cut
+
+    chat.child.sendline("Tell me slowly about the call")
+    chat.expect("Slowly streaming streaming")
+    chat.child.sendintr()  # Ctrl-C while the answer streams
+    chat.expect("cancelled")
+    chat.expect("ask>")
+    after = chat.ask(BIDEN)  # the session goes on
+    assert BIDEN_TITLE in after
+    assert chat.quit() == 0
+
+    entries = _entries(home)
+    assert [e.question for e in entries] == [
+        BIDEN, HOW_LONG, "What did Kuleba ask?", "Did Xi urge restraint?", BIDEN,
+    ]  # the cancelled answer is not logged  # fmt: skip
+    assert [e.mode for e in entries] == ["llm", "llm", "llm", "extractive", "llm"]
+    assert entries[1].model == "fake-model" and set(entries[1].prompts) == {"answer", "condense"}
+    assert entries[2].answer["removed"][0]["text"] == Model.INVENTED
+    assert model.condensed  # the follow-up went through the model's condensing
+    for f in home.glob("logs.db*"):
+        assert key.encode() not in f.read_bytes()
+
+
+def test_piped_chat_and_an_empty_collection(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    """Not a terminal: plain lines in, plain text out. Nothing ingested: one line, go on."""
+    import io
+
+    from assistant.surfaces.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO('/k 0\n"""\nWill China\nmediate?\n"""\n/quit\n'))
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing is ingested in collection 'news' yet" in out
+    assert "usage: /k N with N from 1 to 50" in out
+    assert out.count("error: nothing is ingested") == 1  # the question, read as one block
+    assert "Traceback" not in out
