@@ -138,21 +138,23 @@ class Model:
 
     SLOW = " ".join(["Slowly"] + ["streaming"] * 60) + "."
     INVENTED = "The moon is made of green cheese [1]."
+    CONDENSED = "How long did the video call between Biden and Xi last?"
 
     def __init__(self) -> None:
         self.condensed: list[str] = []
 
     def __call__(self, request: dict[str, Any]) -> Reply | str:
         prompt = prompt_of(request)
-        if "Follow-up question:" in prompt:
-            condensed = "How long did the video call between Biden and Xi last?"
+        if "Follow-up question:" in prompt:  # only HOW_LONG needs the conversation
+            follow_up = prompt.rsplit("Follow-up question:", 1)[1].strip()
+            condensed = self.CONDENSED if follow_up == HOW_LONG else follow_up
             self.condensed.append(condensed)
             return condensed
         question = prompt.rsplit("Question:", 1)[-1]
         ps = passages_in(prompt)
         if "restraint" in question:  # a stream cut off: no finish_reason, then it ends
             return Reply(text=self.SLOW, mode="no-finish")
-        if "slowly" in question:
+        if "Taiwan" in question:
             return Reply(text=self.SLOW, interval_s=0.25)
         n = _pick(ps, "two-hour", "Biden")
         sentence = quotable(ps[n])
@@ -180,7 +182,7 @@ def test_llm_chat_session(home: Path, model_server: tuple[FakeOpenAI, Model]) ->
     assert "llm ·" in first and BIDEN_TITLE in first
     follow = chat.ask(HOW_LONG)
     assert "→ searching: How long did the video call between Biden and Xi last?" in follow
-    assert "two-hour" in follow and BIDEN_TITLE in follow.split("Sources")[1]
+    assert "one hour and 50 minutes" in follow and BIDEN_TITLE in follow.split("Sources")[1]
 
     removed = chat.ask("What did Kuleba ask?")
     streamed, checked = removed.split("Checked answer:")
@@ -192,7 +194,7 @@ def test_llm_chat_session(home: Path, model_server: tuple[FakeOpenAI, Model]) ->
     assert "showing an extractive answer instead" in cut  # …then the fallback, said
     assert "no language model was used" in cut and "Sources" in cut
 
-    chat.child.sendline("Tell me slowly about the call")
+    chat.child.sendline("What did Biden and Xi say about Taiwan?")
     chat.expect("Slowly streaming streaming")
     chat.child.sendintr()  # Ctrl-C while the answer streams
     chat.expect("cancelled")
@@ -208,7 +210,7 @@ def test_llm_chat_session(home: Path, model_server: tuple[FakeOpenAI, Model]) ->
     assert [e.mode for e in entries] == ["llm", "llm", "llm", "extractive", "llm"]
     assert entries[1].model == "fake-model" and set(entries[1].prompts) == {"answer", "condense"}
     assert entries[2].answer["removed"][0]["text"] == Model.INVENTED
-    assert model.condensed  # the follow-up went through the model's condensing
+    assert Model.CONDENSED in model.condensed  # the follow-up was condensed by the model
     for f in home.glob("logs.db*"):
         assert key.encode() not in f.read_bytes()
 

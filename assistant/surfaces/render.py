@@ -61,7 +61,8 @@ def render_sources(console: Console, citations: list[Citation]) -> None:
         mark = "" if c.supported else " [red](claim not supported by this passage)[/red]"
         console.print(source_line(c.n, c.passage) + mark, highlight=False)
         if c.quote:
-            console.print(Text(f"    “{c.quote}”", style="italic"))
+            quoted = c.quote if c.quote[0] in "“\"'‘" else f"“{c.quote}”"
+            console.print(Text(f"    {quoted}", style="italic"))
         if c.passage.url:
             console.print(f"    [dim]{escape(c.passage.url)}[/dim]", highlight=False)
 
