@@ -127,7 +127,9 @@ class AnswerView:
                     live = None
                     if event.kind != "abstain":
                         notices.append(event.text)
-                        self.console.print(f"[yellow]{escape(event.text)}[/yellow]")
+                        self.console.print(
+                            f"[yellow]{escape(event.text)}[/yellow]", highlight=False
+                        )
                     if event.kind == "fallback":
                         streamed.clear()  # the extractive answer starts over
                 elif isinstance(event, Final):
@@ -191,4 +193,5 @@ def render_passages(console: Console, passages: list[Passage]) -> None:
         return
     for p in passages:
         head = source_line(p.rank, p) + f" [dim]score {p.score:.4f}[/dim]"
-        console.print(Panel(Group(Text(p.text)), title=head, title_align="left", expand=True))
+        console.print(head, highlight=False)
+        console.print(Panel(Group(Text(p.text)), expand=True), soft_wrap=False)  # never cropped
