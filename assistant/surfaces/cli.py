@@ -62,6 +62,11 @@ def _print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def _reading_console() -> Console:
+    """Answers for a reader: word-wrapped on a terminal; unwrapped into a pipe or a file."""
+    return Console() if out.is_terminal else out
+
+
 def _not_blank(value: str | None, what: str, hint: str) -> None:
     if value is not None and not value.strip():
         raise typer.BadParameter(f"the {what} is empty", param_hint=hint)
@@ -239,7 +244,8 @@ def ask(
             answer = desk.answer(question, filters=filters, k=k)
             _print_json(answer.as_json())
         else:  # the text streams as the model writes it, then the checked answer
-            answer = AnswerView(out).show(desk.stream(question, filters=filters, k=k), question)
+            events = desk.stream(question, filters=filters, k=k)
+            answer = AnswerView(_reading_console()).show(events, question)
         _record(answer_log, answer, filters)
         return
     assert file is not None
@@ -353,7 +359,7 @@ def chat(
     settings = _settings(collection, extractive=extractive or None)
     code = run_chat(
         settings, filters=_filters(since, until, source), k=k, extractive=extractive,
-        latest=latest, conversation_id=conversation, console=out,
+        latest=latest, conversation_id=conversation, console=_reading_console(),
     )  # fmt: skip
     raise typer.Exit(code)
 
