@@ -233,7 +233,7 @@ def conversation_markdown(conversation: Conversation) -> str:
             p = c.passage
             meta = " · ".join(x for x in (p.source, p.published_at[:10]) if x)
             link = f" — <{p.url}>" if p.url else ""
-            lines.append(f"{c.n}. **{p.title or 'Untitled article'}**"
+            lines.append(f"- **[{c.n}]** {p.title or 'Untitled article'}"
                          + (f" — {meta}" if meta else "") + link)  # fmt: skip
             if c.quote:
                 lines.append(f"   > {c.quote}")

@@ -69,7 +69,7 @@ def list_entries(
         state = " · abstained" if e.abstained else ""
         out.print(
             f"[bold]#{e.id}[/bold] [dim]{e.created_at[:19].replace('T', ' ')} · {e.surface} · "
-            f"{e.mode}{conv}{state}[/dim]{_verdict(e)}  {escape(e.question)}",
+            f"{e.mode}{conv}{state}[/dim]{_verdict(e)}  {escape(' '.join(e.question.split()))}",
             highlight=False,
         )
 

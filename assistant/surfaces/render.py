@@ -20,6 +20,7 @@ from typing import Literal
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
@@ -62,9 +63,9 @@ def render_sources(console: Console, citations: list[Citation]) -> None:
         console.print(source_line(c.n, c.passage) + mark, highlight=False)
         if c.quote:
             quoted = c.quote if c.quote[0] in "“\"'‘" else f"“{c.quote}”"
-            console.print(Text(f"    {quoted}", style="italic"))
+            console.print(Padding(Text(quoted, style="italic"), (0, 0, 0, 4)))
         if c.passage.url:
-            console.print(f"    [dim]{escape(c.passage.url)}[/dim]", highlight=False)
+            console.print(Padding(Text(c.passage.url, style="dim"), (0, 0, 0, 4)))
 
 
 def footer(answer: Answer, extra: str = "") -> str:
@@ -162,7 +163,7 @@ class AnswerView:
 
     def _standalone(self, typed: str, standalone: str) -> None:
         if standalone and not _same(standalone, typed):
-            self.console.print(Text(f"→ searching: {standalone}", style="dim"))
+            self.console.print(Text(f"→ searching: {' '.join(standalone.split())}", style="dim"))
 
     def _delta(self, live: Live | None, streamed: list[str], piece: str) -> Live | None:
         if self.style == "plain":
