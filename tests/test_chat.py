@@ -236,3 +236,47 @@ def test_piped_chat_and_an_empty_collection(tmp_path: Path, capsys: Any, monkeyp
     assert "usage: /k N with N from 1 to 50" in out
     assert out.count("error: nothing is ingested") == 1  # the question, read as one block
     assert "Traceback" not in out
+
+
+def test_piped_commands_save_history_and_continue(
+    home: Path, tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """The commands the pty sessions do not type, then ``--continue`` in a new process."""
+    import io
+
+    from assistant.surfaces.cli import main
+
+    monkeypatch.setenv("NEWSDESK_HOME", str(home))
+    saved = tmp_path / "talk.md"
+    script = [
+        BIDEN, "/open 9", f"/save {saved}", "/history", "/until 5 March", "/until 2022-03-05",
+        "/k 2", "/k 99", "/mode llm", "/mode extractive", "/filters",
+        "What did Borrell say about China?", "/clear", "/sources", "/good", "/quit",
+    ]  # fmt: skip
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(script) + "\n"))
+    assert main(["chat"]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "the last answer has no source [9]" in out
+    assert "saved 1 answer to" in out and "(this one)" in out
+    assert "error: '5 March' is not a date like 2022-03-07 (or 'off')" in out
+    assert "filters: until 2022-03-05 · k 2 · extractive mode" in out
+    assert "usage: /k N with N from 1 to 50" in out and "no language model is configured" in out
+    assert "new conversation" in out and "no answer yet: ask a question first" in out
+    assert "no logged answer in this session to mark yet" in out
+    markdown = saved.read_text()
+    assert markdown.startswith("# newsdesk conversation") and f"## {BIDEN}" in markdown
+    assert f"- **[1]** {BIDEN_TITLE}" in markdown and "   > " in markdown
+
+    first, borrell = _entries(home)
+    assert borrell.filters == {"until": "2022-03-05"} and len(borrell.answer["passages"]) <= 2
+    assert all(p["published_at"] <= "2022-03-05" for p in borrell.answer["passages"])
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{HOW_LONG}\n"))
+    assert main(["chat", "--continue"]) == 0  # picks up the first conversation, not the cleared
+    out = flat(capsys.readouterr().out)
+    assert f"continuing conversation {first.conversation_id[:8]} (2 turns): {BIDEN}" in out
+    assert re.search(rf"→ searching: [^→]*What did Borrell say about China\? {HOW_LONG}", out)
+    assert _entries(home)[-1].conversation_id == first.conversation_id
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["chat", "--conversation", "nope"]) == 1
+    assert "no conversation 'nope' in the answer log" in capsys.readouterr().err

@@ -224,10 +224,13 @@ def run_chat(
                 break
             if not message:
                 continue
-            if message.startswith("/"):
-                run_command(session, message)
-            else:
-                session.ask(message)
+            try:
+                if message.startswith("/"):
+                    run_command(session, message)
+                else:
+                    session.ask(message)
+            except KeyboardInterrupt:  # ^C during a slow command (or between two events)
+                console.print("[yellow]cancelled[/yellow]")
     finally:
         desk.close()
         if answer_log is not None:
