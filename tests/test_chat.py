@@ -280,3 +280,36 @@ def test_piped_commands_save_history_and_continue(
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert main(["chat", "--conversation", "nope"]) == 1
     assert "no conversation 'nope' in the answer log" in capsys.readouterr().err
+
+
+def test_an_unreachable_model_and_a_failing_store_are_one_line_each(
+    home: Path, embedder: Any
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from assistant.desk import Desk
+    from assistant.index.store import Store
+    from assistant.settings import load_settings
+    from assistant.surfaces.chat import ChatSession
+
+    with FakeOpenAI() as gone:
+        url = gone.base_url  # a port nothing listens on once the server has stopped
+    settings = load_settings(home=home, llm_base_url=url, llm_model="fake-model",
+                             llm_max_retries=0, llm_timeout_s=5)  # fmt: skip
+    buf = io.StringIO()
+    session = ChatSession(
+        desk=Desk(settings, store=Store(settings, embedder)), console=Console(file=buf),
+        answer_log=None, extractive=False,
+    )  # fmt: skip
+    session.ask(BIDEN)
+    said = buf.getvalue()
+    assert "the language model could not be reached; showing an extractive answer" in said
+    assert BIDEN_TITLE in flat(said) and session.last is not None
+    Store(settings).drop()  # another process deletes the collection under the chat
+    session.ask(HOW_LONG)
+    session.ask(HOW_LONG)
+    errors = [line for line in buf.getvalue().splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "Chroma" in errors[0] and "nothing is ingested" in errors[1]
+    assert "Traceback" not in buf.getvalue() and len(session.conversation.turns) == 1

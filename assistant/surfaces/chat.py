@@ -193,6 +193,10 @@ def run_chat(
     from assistant.surfaces.chat_commands import run_command
 
     console = console or Console()
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+        # without -v, what goes wrong is said once, on screen, by the answer's notice or an
+        # error line; the library's warnings about the same failure would repeat it
+        logging.getLogger("assistant").setLevel(logging.ERROR)
     answer_log: AnswerLog | None = None
     if settings.log:
         try:
