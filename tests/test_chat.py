@@ -313,3 +313,15 @@ def test_an_unreachable_model_and_a_failing_store_are_one_line_each(
     errors = [line for line in buf.getvalue().splitlines() if line.startswith("error:")]
     assert len(errors) == 2 and "Chroma" in errors[0] and "nothing is ingested" in errors[1]
     assert "Traceback" not in buf.getvalue() and len(session.conversation.turns) == 1
+
+
+def test_the_chat_leaves_logging_as_it_found_it(tmp_path: Path, monkeypatch: Any) -> None:
+    import io
+    import logging
+
+    from assistant.surfaces.cli import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/quit\n"))
+    before = logging.getLogger("assistant").level
+    assert main(["chat"]) == 0
+    assert logging.getLogger("assistant").level == before

@@ -190,13 +190,30 @@ def run_chat(
     console: Console | None = None,
 ) -> int:
     """The chat loop; returns the exit code."""
-    from assistant.surfaces.chat_commands import run_command
-
     console = console or Console()
+    library = logging.getLogger("assistant")
+    level = library.level
     if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
         # without -v, what goes wrong is said once, on screen, by the answer's notice or an
         # error line; the library's warnings about the same failure would repeat it
-        logging.getLogger("assistant").setLevel(logging.ERROR)
+        library.setLevel(logging.ERROR)
+    try:
+        return _run(settings, console, filters, k, extractive, latest, conversation_id)
+    finally:
+        library.setLevel(level)
+
+
+def _run(
+    settings: Settings,
+    console: Console,
+    filters: Filters,
+    k: int | None,
+    extractive: bool,
+    latest: bool,
+    conversation_id: str | None,
+) -> int:
+    from assistant.surfaces.chat_commands import run_command
+
     answer_log: AnswerLog | None = None
     if settings.log:
         try:
