@@ -31,7 +31,7 @@ from assistant.errors import EmptyCollectionError, NewsdeskError, UsageError
 from assistant.index.lexical import LexicalIndex
 from assistant.index.live import LiveIndex
 from assistant.index.retriever import HybridRetriever, HybridSearch
-from assistant.index.schema import NO_TIMESTAMP
+from assistant.index.schema import NO_TIMESTAMP, ChunkMeta, chunk_id
 from assistant.index.store import GENERATION, Store
 from assistant.settings import Settings, load_settings
 from assistant.types import Answer, Conversation, Event, Filters, Final, Passage, Turn
@@ -56,6 +56,15 @@ class SourceInfo(BaseModel):
     articles: int
     first_published: str | None  # YYYY-MM-DD, None when no article of it is dated
     last_published: str | None
+
+
+class PassageContext(BaseModel):
+    """A passage with the article text around it (the neighbouring chunks, overlap removed)."""
+
+    passage: Passage
+    before: str = ""
+    after: str = ""
+    path: str = ""  # the file it was ingested from
 
 
 def _turns(history: History) -> tuple[Turn, ...]:
@@ -228,6 +237,30 @@ class Desk:
     def retriever(self) -> HybridRetriever:
         """The hybrid retrieval as a LangChain ``BaseRetriever`` (composes into LCEL)."""
         return HybridRetriever(search=self.search_engine, k=self.settings.k)
+
+    def passage_context(self, passage: Passage) -> PassageContext:
+        """``passage`` with the text just before and after it in its article."""
+        if self._closed:
+            raise NewsdeskError("this Desk is closed")
+        stored = self.store.get_chunks([passage.chunk_id])
+        own = stored.get(passage.chunk_id)
+        if own is None:  # re-ingested or removed since it was retrieved
+            return PassageContext(passage=passage)
+        meta = own.meta
+        near = self.store.get_chunks(
+            [chunk_id(meta.doc_id, meta.chunk_index + d) for d in (-1, 1)
+             if 0 <= meta.chunk_index + d < meta.n_chunks]
+        )  # fmt: skip
+        before = after = ""
+        prev = near.get(chunk_id(meta.doc_id, meta.chunk_index - 1))
+        if prev is not None:
+            p = ChunkMeta.from_chroma(prev.metadata)
+            before = prev.text[: max(0, meta.start - p.start)]
+        nxt = near.get(chunk_id(meta.doc_id, meta.chunk_index + 1))
+        if nxt is not None:
+            n = ChunkMeta.from_chroma(nxt.metadata)
+            after = nxt.text[max(0, meta.end - n.start) :]
+        return PassageContext(passage=passage, before=before, after=after, path=meta.path)
 
     def stats(self) -> Stats:
         manifest = self.store.manifest()

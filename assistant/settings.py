@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     judge_base_url: str | None = None
     judge_api_key: SecretStr | None = None
 
+    # The answer log (``logs.db`` in the home): every answer of every surface, with feedback.
+    log: bool = True
+
     @field_validator("collection")
     @classmethod
     def _collection_name(cls, value: str) -> str:
@@ -154,6 +157,10 @@ class Settings(BaseSettings):
     @property
     def cache_path(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "logs.db"
 
     def describe_store(self) -> str:
         if self.chroma_host:

@@ -87,8 +87,16 @@ def compare(
 @app.command("add-case")
 def add_case(
     cases: Annotated[Path, typer.Argument(help="Cases file (JSONL) to append to.")],
-    answer: Annotated[Path, typer.Option(help="Logged answer: `newsdesk ask --json` output.")],
-    verdict: Annotated[str, typer.Option(help="good | wrong | should-abstain")],
+    answer: Annotated[
+        Path | None, typer.Option(help="Logged answer: `newsdesk ask --json` output.")
+    ] = None,
+    log_id: Annotated[
+        int | None, typer.Option("--log", help="Id of an answer in the answer log (newsdesk log).")
+    ] = None,
+    verdict: Annotated[
+        str | None,
+        typer.Option(help="good | wrong | should-abstain (with --log: from its feedback)"),
+    ] = None,
     passage: Annotated[
         list[str] | None, typer.Option(help="chunk_id of a passage that was right (repeatable).")
     ] = None,
@@ -98,16 +106,26 @@ def add_case(
     case_id: Annotated[str | None, typer.Option("--id", help="Case id.")] = None,
 ) -> None:
     """Append a regression case built from an answer a user flagged."""
-    from evals.feedback import append_case, case_from_answer, read_logged_answer
+    from evals.feedback import append_case, case_from_answer, read_log_entry, read_logged_answer
 
+    if (answer is None) == (log_id is None):
+        raise typer.BadParameter("give either --answer FILE or --log ID", param_hint="--answer")
+    history: list[str] = []
+    if answer is not None:
+        record = read_logged_answer(answer)
+    else:
+        assert log_id is not None
+        record, feedback, history = read_log_entry(log_id)
+        verdict = verdict or {"good": "good", "bad": "wrong"}.get(feedback or "")
     if verdict not in ("good", "wrong", "should-abstain"):
         raise typer.BadParameter("must be good, wrong or should-abstain", param_hint="--verdict")
     case = case_from_answer(
-        read_logged_answer(answer),
+        record,
         verdict,
         passage or [],
         expect or [],
         case_id,  # type: ignore[arg-type]
+        history,
     )
     append_case(cases, case)
     out.print(f"added case {case.id} to {cases}", highlight=False)

@@ -28,12 +28,34 @@ def read_logged_answer(path: Path) -> dict[str, Any]:
     return record
 
 
+def read_log_entry(answer_id: int) -> tuple[dict[str, Any], str | None, list[str]]:
+    """An answer from the answer log (``newsdesk log``) as its ``ask --json`` object, the
+    newest feedback verdict given to it (``good``/``bad``, ``None`` without feedback) and the
+    questions asked before it in its conversation (a follow-up needs them)."""
+    from assistant.answerlog import AnswerLog
+    from assistant.settings import load_settings
+
+    settings = load_settings()
+    if not settings.log_path.exists():
+        raise EvalDataError(f"no answer log at {settings.log_path}")
+    with AnswerLog(settings.log_path, settings=settings) as answer_log:
+        entry = answer_log.get(answer_id)
+        if entry is None:
+            raise EvalDataError(f"no answer {answer_id} in the answer log {settings.log_path}")
+        earlier = []
+        if entry.conversation_id:
+            turns = answer_log.list(10_000, conversation_id=entry.conversation_id)
+            earlier = [e.question for e in reversed(turns) if e.id < entry.id]
+    return entry.answer, entry.verdict.verdict if entry.verdict else None, earlier
+
+
 def case_from_answer(
     record: dict[str, Any],
     verdict: Verdict,
     right_passages: Sequence[str] = (),
     answers: Sequence[str] = (),
     case_id: str | None = None,
+    history: Sequence[str] = (),
 ) -> Case:
     """``good``: the cited (or named) passages' articles become gold. ``wrong``: only the
     passages named with ``right_passages`` are gold. ``should-abstain``: a must-abstain case."""
@@ -60,6 +82,8 @@ def case_from_answer(
         "must_abstain": verdict == "should-abstain",
         "tags": ["feedback", verdict],
     }
+    if history:
+        data["history"] = list(history)
     case, problems = case_from_json(data)
     if case is None or problems:
         raise EvalDataError("; ".join(problems) or "invalid case")

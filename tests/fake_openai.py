@@ -86,6 +86,7 @@ class Reply:
     usage: bool = True  # False: the server reports no token usage at all
     keepalive_s: float = 0.2  # "hang": seconds between keep-alive comments; 0 sends nothing
     hang_s: float = 60.0  # "hang": give up after this long (keeps stray threads bounded)
+    interval_s: float = 0.0  # a stream: seconds between its pieces (a slow model)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -328,7 +329,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._hang(chunk({"role": "assistant", "content": "", "refusal": None}, None), reply)
             return
         self._send_stream(
-            [f"data: {json.dumps(event)}\n\n".encode() for event in events()], reply.headers
+            [f"data: {json.dumps(event)}\n\n".encode() for event in events()],
+            reply.headers,
+            reply.interval_s,
         )
 
     def _hang(self, first: dict[str, Any], reply: Reply) -> None:
@@ -351,9 +354,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
 
-    def _send_stream(self, events: list[bytes], headers: dict[str, str]) -> None:
+    def _send_stream(
+        self, events: list[bytes], headers: dict[str, str], interval_s: float = 0.0
+    ) -> None:
         self._stream_headers(headers)
-        for event in events:
+        for i, event in enumerate(events):
+            if i and interval_s > 0 and self.fake._stopping.wait(interval_s):
+                return
             self._write_chunk(event)
         # [DONE] and the zero-length terminating chunk go out in one write. (The sync openai
         # client stops reading at [DONE] and drops the socket; that is fine, it reconnects.)

@@ -1,6 +1,7 @@
 """``newsdesk`` command line: a thin adapter over ``Desk`` and ``ingest_paths``.
 
-Exit codes: 0 success, 1 usage or configuration error, 2 ingest finished but skipped inputs.
+Exit codes: 0 success, 1 usage or configuration error, 2 ingest finished but skipped inputs
+(or ``ask --file`` had lines that failed).
 Only this module configures logging and output.
 """
 
@@ -19,7 +20,7 @@ from rich.markup import escape
 
 from assistant.errors import NewsdeskError
 from assistant.settings import Settings, load_settings
-from assistant.types import Filters
+from assistant.types import Answer, Filters
 
 app = typer.Typer(
     add_completion=False,
@@ -61,9 +62,58 @@ def _print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def _reading_console() -> Console:
+    """Answers for a reader: word-wrapped on a terminal; unwrapped into a pipe or a file."""
+    return Console() if out.is_terminal else out
+
+
+def _not_blank(value: str | None, what: str, hint: str) -> None:
+    if value is not None and not value.strip():
+        raise typer.BadParameter(f"the {what} is empty", param_hint=hint)
+
+
+def _answer_log(settings: Settings) -> Any:
+    """The answer log, or ``None`` when it is off or cannot be opened (said on stderr)."""
+    from assistant.answerlog import AnswerLog, LogError
+
+    try:
+        return AnswerLog.open(settings)
+    except LogError as exc:
+        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; answers are not logged")
+        return None
+
+
+def _record(answer_log: Any, answer: Answer, filters: Filters) -> None:
+    from assistant.answerlog import LogError
+
+    if answer_log is None:
+        return
+    try:
+        answer_log.record(answer, surface="ask", filters=filters)
+    except LogError as exc:
+        err.print(f"[yellow]warning:[/yellow] answer not logged: {escape(str(exc))}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"newsdesk {version('newsdesk')}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More logging.")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v", "--verbose", count=True, help="More logging: -v for info, -vv for debug."
+        ),
+    ] = 0,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(
@@ -178,24 +228,31 @@ def ask(
 ) -> None:
     """Answer a question with numbered citations to passages of your articles."""
     from assistant.desk import Desk
-    from assistant.surfaces.render import render_answer
+    from assistant.surfaces.render import AnswerView, render_answer
 
     if (question is None) == (file is None):
         raise typer.BadParameter(
             "give either a QUESTION or --file, not both or neither", param_hint="QUESTION"
         )
+    _not_blank(question, "question", "QUESTION")
     filters = _filters(since, until, source)
-    desk = Desk(_settings(collection, extractive=extractive or None))
+    settings = _settings(collection, extractive=extractive or None)
+    desk = Desk(settings)
+    answer_log = _answer_log(settings)
     if question is not None:
-        answer = desk.answer(question, filters=filters, k=k)
         if as_json:
+            answer = desk.answer(question, filters=filters, k=k)
             _print_json(answer.as_json())
-        else:
-            render_answer(out, answer)
+        else:  # the text streams as the model writes it, then the checked answer
+            events = desk.stream(question, filters=filters, k=k)
+            answer = AnswerView(_reading_console()).show(events, question)
+        _record(answer_log, answer, filters)
         return
     assert file is not None
+    failed = 0
     for item in _questions(file):
         if "error" in item:
+            failed += 1
             _print_json(item)
             err.print(f"[yellow]skipped[/yellow] {item['error']}", highlight=False)
             continue
@@ -203,18 +260,23 @@ def ask(
         try:
             answer = desk.answer(str(item["question"]), filters=filters, k=k, choices=choices)
         except NewsdeskError as exc:
+            failed += 1
             _print_json({"id": item["id"], "question": item["question"], "error": str(exc)})
             continue
         except Exception as exc:  # one question's failure never aborts the batch
+            failed += 1
             logging.getLogger(__name__).debug("question %s failed", item["id"], exc_info=True)
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
             _print_json({"id": item["id"], "question": item["question"], "error": reason})
             continue
+        _record(answer_log, answer, filters)
         if as_json:
             _print_json({"id": item["id"], **answer.as_json()})
         else:
             out.rule(f"{item['id']}: {item['question']}")
             render_answer(out, answer)
+    if failed:
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -231,6 +293,7 @@ def search(
     from assistant.desk import Desk
     from assistant.surfaces.render import render_passages
 
+    _not_blank(query, "query", "QUERY")
     passages = Desk(_settings(collection)).search(
         query, filters=_filters(since, until, source), k=k
     )
@@ -271,10 +334,42 @@ def sources(collection: Collection = None, as_json: Json = False) -> None:
         out.print(f"{name}  [dim]{s.articles} {noun} · {span}[/dim]", highlight=False)
 
 
+@app.command()
+def chat(
+    k: K = None,
+    since: Since = None,
+    until: Until = None,
+    source: Source = None,
+    collection: Collection = None,
+    extractive: Annotated[bool, typer.Option(help="Never call a language model.")] = False,
+    latest: Annotated[
+        bool, typer.Option("--continue", help="Go on with the latest chat conversation.")
+    ] = False,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", help="Go on with this logged conversation.")
+    ] = None,
+) -> None:
+    """Chat about your articles: follow-up questions, streamed cited answers, /help."""
+    from assistant.surfaces.chat import run_chat
+
+    if latest and conversation:
+        raise typer.BadParameter(
+            "give --continue or --conversation ID, not both", param_hint="--continue"
+        )
+    settings = _settings(collection, extractive=extractive or None)
+    code = run_chat(
+        settings, filters=_filters(since, until, source), k=k, extractive=extractive,
+        latest=latest, conversation_id=conversation, console=_reading_console(),
+    )  # fmt: skip
+    raise typer.Exit(code)
+
+
 def _add_eval_commands() -> None:
+    from assistant.surfaces.logs import app as log_app
     from evals.cli import app as eval_app
 
     app.add_typer(eval_app, name="eval")
+    app.add_typer(log_app, name="log")
 
 
 _add_eval_commands()
@@ -291,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         err.print("aborted")
         return 1
     except typer.TyperException as exc:  # click's usage errors, as vendored by typer
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `newsdesk`: help was printed
+            return 0  # (typer's own test, without importing its vendored click)
         err.print(f"[red]error:[/red] {exc.format_message()}", highlight=False)  # type: ignore[attr-defined]
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
