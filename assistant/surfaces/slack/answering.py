@@ -179,7 +179,7 @@ class Responder:
         for event in events:
             if isinstance(event, Final):
                 answer = event.answer
-            elif isinstance(event, TextDelta) and event.text:
+            elif isinstance(event, TextDelta) and event.text and self.settings.use_llm:
                 text += event.text
                 if self.streaming and ts is None:
                     if stream is None:
