@@ -465,3 +465,26 @@ def test_llm_mode_streams_then_shows_the_checked_answer(
         updates = slack.of("chat.update", channel="CLLM001")
         assert 1 <= len(updates) <= 6  # about one edit a second over a ~2 s stream
         assert all(u.params["ts"] == updates[0].params["ts"] for u in updates)
+
+
+def test_assistant_side_panel(bot: Running, slack: FakeSlack) -> None:
+    thread_ts = new_ts()
+    started = {
+        "type": "assistant_thread_started", "event_ts": thread_ts,
+        "assistant_thread": {"user_id": "UHUMAN04", "channel_id": "DPANEL01",
+                             "thread_ts": thread_ts, "context": {}},
+    }  # fmt: skip
+    assert post_event(bot.url, started)[0] == 200
+    prompts = slack.wait(lambda: slack.of("assistant.threads.setSuggestedPrompts"))[0]
+    assert prompts.params["thread_ts"] == thread_ts and len(prompts.params["prompts"]) == 3
+    greeting = slack.wait(lambda: slack.of("chat.postMessage", channel="DPANEL01"))[0]
+    assert greeting.params["thread_ts"] == thread_ts
+
+    asked = message("DPANEL01", OLYMPICS, channel_type="im", thread_ts=thread_ts, user="UHUMAN04")
+    assert post_event(bot.url, asked)[0] == 200
+    answer = slack.answer_message("DPANEL01")
+    assert answer.params["thread_ts"] == thread_ts and "*Sources*" in texts(answer.blocks())
+    statuses = slack.wait(lambda: len(slack.of("assistant.threads.setStatus")) == 2 and
+                          slack.of("assistant.threads.setStatus"))  # fmt: skip
+    assert [s.params["status"] for s in statuses] == [bk.WORKING_TEXT, ""]
+    assert not slack.of("reactions.add")

@@ -146,17 +146,21 @@ class Responder:
 
     def _working(self, job: Job, on: bool) -> None:
         """A status in an assistant thread, else a reaction on the question; best effort."""
-        try:
-            if job.assistant:
-                status = bk.WORKING_TEXT if on else ""
+        if job.assistant:
+            try:
                 self.client.assistant_threads_setStatus(
-                    channel_id=job.channel, thread_ts=job.thread_ts or "", status=status
-                )
-            elif job.message_ts:
-                method = self.client.reactions_add if on else self.client.reactions_remove
+                    channel_id=job.channel, thread_ts=job.thread_ts or "",
+                    status=bk.WORKING_TEXT if on else "",
+                )  # fmt: skip
+                return
+            except SlackApiError as exc:  # a DM thread that is not an assistant thread
+                log.debug("event %s: status: %s", job.event_id, exc.response.get("error"))
+        if job.message_ts:
+            method = self.client.reactions_add if on else self.client.reactions_remove
+            try:
                 method(channel=job.channel, timestamp=job.message_ts, name=WORKING_REACTION)
-        except SlackApiError as exc:
-            log.debug("event %s: work indicator: %s", job.event_id, exc.response.get("error"))
+            except SlackApiError as exc:
+                log.debug("event %s: reaction: %s", job.event_id, exc.response.get("error"))
 
     def _put(self, job: Job, ts: str | None, blocks: list[Any], text: str) -> str:
         """Edit the message ``ts`` into its final form, or post it in the thread."""
