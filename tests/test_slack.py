@@ -488,3 +488,49 @@ def test_assistant_side_panel(bot: Running, slack: FakeSlack) -> None:
                           slack.of("assistant.threads.setStatus"))  # fmt: skip
     assert [s.params["status"] for s in statuses] == [bk.WORKING_TEXT, ""]
     assert not slack.of("reactions.add")
+
+
+def test_socket_mode_round_trip(home: Path, slack: FakeSlack, embedder: Any) -> None:
+    """apps.connections.open on the fake Web API hands out a local websocket; Slack's hello
+    and an app_mention envelope go down it; the bot acks the envelope and answers in the
+    thread through the Web API."""
+    from websockets.sync.server import ServerConnection, serve
+
+    from assistant.surfaces.slack.server import socket_mode_handler
+
+    event = mention("CSOCK01", OLYMPICS)
+    acks: list[dict[str, Any]] = []
+    opened = threading.Event()
+
+    def session(ws: ServerConnection) -> None:
+        opened.set()
+        ws.send(json.dumps({"type": "hello", "num_connections": 1}))
+        from tests.fake_slack import envelope
+
+        ws.send(json.dumps({"envelope_id": "env-1", "type": "events_api", "payload":
+                            envelope(event), "accepts_response_payload": False,
+                            "retry_attempt": 0, "retry_reason": ""}))  # fmt: skip
+        acks.append(json.loads(ws.recv(timeout=20)))
+        try:
+            while True:
+                ws.recv(timeout=30)
+        except Exception:
+            return
+
+    with serve(session, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        slack.ws_url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}/link"
+        settings = bot_settings(home, slack, SLACK_APP_TOKEN="xapp-1-A0000001-test")
+        bot = create_bot(settings, desk=Desk(settings, embedder=embedder))
+        handler = socket_mode_handler(bot.app, "xapp-1-A0000001-test")
+        try:
+            handler.connect()
+            assert opened.wait(20)
+            answer = slack.answer_message("CSOCK01")
+            assert answer.params["thread_ts"] == event["ts"]
+            assert acks == [{"envelope_id": "env-1"}]
+            assert slack.of("apps.connections.open")
+        finally:
+            handler.close()
+            bot.close()
+            server.shutdown()
