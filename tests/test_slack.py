@@ -534,3 +534,21 @@ def test_socket_mode_round_trip(home: Path, slack: FakeSlack, embedder: Any) -> 
             handler.close()
             bot.close()
             server.shutdown()
+
+
+def test_extractive_layout_and_unsupported_marks() -> None:
+    text = (
+        "Talks resume (Wire · 2022-03-01)\n- The sides met. [1]\n- They agreed <more> & less. [2]"
+    )
+    answer = Answer(question="q", text=text, mode="extractive", abstained=False)
+    (section,) = [b for b in bk.answer_blocks(answer) if b["type"] == "section"]
+    assert section["text"]["text"] == (
+        "*Talks resume (Wire · 2022-03-01)*\n• The sides met. [1]\n"
+        "• They agreed &lt;more&gt; &amp; less. [2]"
+    )
+    marked = Answer(question="q", text="It rained [1]. It snowed [unsupported].", mode="llm",
+                    abstained=False, notice="1 sentence is marked unsupported")  # fmt: skip
+    blocks = bk.answer_blocks(marked)
+    assert "It snowed :warning: _(not supported by the sources)_." in texts(blocks)
+    assert "Written by a language model" in blocks[0]["elements"][0]["text"]
+    assert "1 sentence is marked unsupported" in blocks[0]["elements"][0]["text"]

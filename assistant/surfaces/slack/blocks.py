@@ -28,6 +28,7 @@ NOTE_ACTION = "newsdesk_note"
 SHARE_ACTION = "newsdesk_share"
 WORKING_TEXT = "Searching the archive…"
 _UNSUPPORTED = re.compile(r"\s*\[unsupported\]")
+_MARKERS = re.compile(r"(?:\[\d+\]\s*)+")
 
 Block = dict[str, Any]
 
@@ -43,21 +44,40 @@ def _mrkdwn(text: str) -> Block:
 
 def chunk_text(text: str, limit: int = SECTION_CHARS) -> list[str]:
     """``text`` in pieces of at most ``limit`` characters, cut between sentences (paragraph
-    breaks kept); a single sentence longer than ``limit`` is cut between words."""
+    and line breaks kept); a single sentence longer than ``limit`` is cut between words."""
     pieces: list[str] = []
     current = ""
     for paragraph in [p for p in text.split("\n\n") if p.strip()]:
-        for i, sentence in enumerate(split_sentences(paragraph) or [paragraph]):
-            for part in _hard_split(sentence, limit):
-                glue = ("\n\n" if i == 0 else " ") if current else ""
-                if len(current) + len(glue) + len(part) <= limit:
-                    current += glue + part
-                else:
-                    pieces.append(current)
-                    current = part
+        for li, line in enumerate([x for x in paragraph.split("\n") if x.strip()]):
+            for si, sentence in enumerate(split_sentences(line) or [line]):
+                for hi, part in enumerate(_hard_split(sentence, limit)):
+                    first = si == hi == 0
+                    glue = "" if not current else "\n\n" if first and li == 0 else (
+                        "\n" if first else " ")  # fmt: skip
+                    markers_only = _MARKERS.fullmatch(part) is not None and not first
+                    if markers_only or len(current) + len(glue) + len(part) <= limit:
+                        current += glue + part  # a lone "[2]" stays with its sentence
+                    else:
+                        pieces.append(current)
+                        current = part
     if current:
         pieces.append(current)
     return pieces
+
+
+def _bullets(text: str) -> str:
+    """Extractive answers' layout for Slack: a bold article line, "•" for its "- " lines."""
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        lines = paragraph.split("\n")
+        if (
+            len(lines) > 1
+            and not lines[0].startswith("- ")
+            and all(x.startswith("- ") for x in lines[1:])
+        ):
+            lines[0] = f"*{lines[0].strip()}*"
+        paragraphs.append("\n".join("• " + x[2:] if x.startswith("- ") else x for x in lines))
+    return "\n\n".join(paragraphs)
 
 
 def _hard_split(sentence: str, limit: int) -> Iterable[str]:
@@ -76,7 +96,7 @@ def _mark_unsupported(text: str) -> str:
 
 
 def answer_sections(answer: Answer) -> list[Block]:
-    body = _mark_unsupported(escape(answer.text.strip()))
+    body = _bullets(_mark_unsupported(escape(answer.text.strip())))
     if answer.abstained:
         body = f":mag: {body}"
     return [{"type": "section", "text": _mrkdwn(part)} for part in chunk_text(body)]
@@ -114,16 +134,13 @@ def grouped_citations(answer: Answer) -> dict[int, list[Citation]]:
 
 
 def mode_line(answer: Answer) -> str:
-    if answer.mode == "extractive":
-        label = ":page_facing_up: *Extractive answer*: sentences quoted from the articles"
-    else:
-        label = (
-            ":robot_face: *Written by a language model*, each sentence checked against its source"
-        )
+    """Which kind of answer this is, and the answer's notice (a fallback, say)."""
     notice = escape(" ".join(answer.notice.split()))
-    if notice and notice.lower() not in label.lower():
-        label += f" · _{notice}_"
-    return label
+    if answer.mode == "extractive":
+        said = notice or "Extractive answer: quoted from the articles; no language model was used."
+        return f":page_facing_up: _{said}_"
+    label = ":robot_face: _Written by a language model; each sentence checked against its source_"
+    return f"{label} · _{notice}_" if notice else label
 
 
 def feedback_block(answer_id: int) -> Block:
