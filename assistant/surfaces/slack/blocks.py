@@ -224,6 +224,7 @@ def fallback_text(answer: Answer) -> str:
     text = " ".join(answer.text.split())
     if len(text) > FALLBACK_CHARS:
         text = text[: FALLBACK_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    text = text or "(an empty answer)"  # Slack refuses a message without text
     count = len(grouped_citations(answer))
     if count:
         text += f" ({count} source{'s' if count != 1 else ''} in the message)"
