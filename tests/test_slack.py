@@ -248,8 +248,25 @@ def test_retried_delivery_is_answered_once(bot: Running, slack: FakeSlack) -> No
     same = message("CNEWS03", event["text"], ts=event["ts"])
     assert post_event(bot.url, same)[0] == 200
     slack.answer_message("CNEWS03")
-    time.sleep(1.5)
+    time.sleep(1)
     assert len(slack.of("chat.postMessage", channel="CNEWS03")) == 1
+
+
+def test_bots_are_ignored(bot: Running, slack: FakeSlack) -> None:
+    """Its own messages and other bots' messages, even in a thread it answered, and edits."""
+    event = mention("CNEWS07", OLYMPICS)
+    post_event(bot.url, event)
+    slack.answer_message("CNEWS07")
+    slack.reset()
+    thread = {"thread_ts": event["ts"]}
+    own = message("CNEWS07", "Sources…", user=BOT_USER, bot_id="BBOT0001", **thread)
+    other = message("CNEWS07", "How long did it last?", user="UOTHERBOT", bot_id="BOTHER01",
+                    **thread)  # fmt: skip
+    edit = message("CNEWS07", "edited", subtype="message_changed", **thread)
+    for e in (own, other, edit, mention("CNEWS07", OLYMPICS, user="UOTHERBOT") | {"bot_id": "B2"}):
+        assert post_event(bot.url, e)[0] == 200
+    time.sleep(1)
+    assert slack.calls == []
 
 
 def test_rate_limited_post_is_retried(bot: Running, slack: FakeSlack) -> None:
@@ -421,8 +438,8 @@ class Model:
         ps = passages_in(prompt)
         n = next((n for n, t in ps.items() if "Biden" in t), 1)
         sentence = quotable(ps[n])
-        padding = " ".join(["Streaming"] * 40)
-        return Reply(text=f"{padding}. {sentence[:-1]} [{n}].", interval_s=0.05)
+        padding = " ".join(["Streaming"] * 30)
+        return Reply(text=f"{padding}. {sentence[:-1]} [{n}].", interval_s=0.04)
 
 
 @pytest.mark.parametrize("streaming", [True, False], ids=["chat-stream", "chat-update"])

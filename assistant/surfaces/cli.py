@@ -394,7 +394,7 @@ def slack(
         return
     from assistant.surfaces.slack.server import serve
 
-    serve(settings, host, port)
+    serve(settings, host, port, say=lambda line: err.print(line, highlight=False))
 
 
 def _add_eval_commands() -> None:

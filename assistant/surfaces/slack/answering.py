@@ -26,7 +26,7 @@ from slack_sdk.errors import SlackApiError
 
 from assistant.answerlog import AnswerLog, LogError
 from assistant.desk import Desk
-from assistant.errors import LLMError, NewsdeskError
+from assistant.errors import ConfigError, EmptyCollectionError, LLMError
 from assistant.redact import redact
 from assistant.surfaces.slack import blocks as bk
 from assistant.surfaces.slack.threads import AnswerCache, ThreadMemory
@@ -125,7 +125,7 @@ class Responder:
         shared_by = {"type": "context", "elements": [{"type": "mrkdwn", "text": asked}]}
         self.client.chat_postMessage(
             channel=channel, text=bk.fallback_text(answer), blocks=[shared_by, *blocks][:50]
-        )
+        )  # SlackApiError (e.g. not_in_channel) goes to the caller
         return True
 
     # -- pieces ------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class Responder:
                         stream = self.client.chat_stream(
                             channel=job.channel, thread_ts=job.thread_ts or "",
                             recipient_team_id=job.team or None,
-                            recipient_user_id=job.user or None, buffer_size=128,
+                            recipient_user_id=job.user or None, buffer_size=256,
                         )  # fmt: skip
                     try:
                         stream.append(markdown_text=event.text)
@@ -239,6 +239,6 @@ def _apology(exc: BaseException, event_id: str) -> str:
     ref = f" (reference {event_id})" if event_id else ""
     if isinstance(exc, LLMError):
         return f"Sorry, the language model could not answer just now; please ask again{ref}."
-    if isinstance(exc, NewsdeskError):
-        return f"Sorry, I can't answer: {redact(str(exc))}"
+    if isinstance(exc, EmptyCollectionError | ConfigError):  # fit to show as is, and short
+        return f"Sorry, I can't answer: {redact(str(exc))[:300]}"
     return f"Sorry, something went wrong while answering; please ask again{ref}."

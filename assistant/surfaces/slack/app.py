@@ -17,6 +17,7 @@ from typing import Any
 
 from slack_bolt import App, Assistant, BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -227,7 +228,15 @@ def _wire(bot: SlackBot) -> None:
     def share(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id", "")
-        if bot.responder.share(action.get("value", ""), channel, body["user"]["id"]):
+        try:
+            shared = bot.responder.share(action.get("value", ""), channel, body["user"]["id"])
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            log.warning("sharing in %s failed: %s", channel, error)
+            said = f"I can't post in this channel ({error}); invite @newsdesk first."
+            respond(response_type="ephemeral", replace_original=False, text=said)
+            return
+        if shared:
             respond(delete_original=True)
         else:
             respond(response_type="ephemeral", replace_original=False,

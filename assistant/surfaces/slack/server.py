@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,20 +102,27 @@ def socket_mode_handler(app: App, app_token: str) -> Any:
     return SocketModeHandler(app, app_token, web_client=app.client)
 
 
-def serve(settings: Any, host: str, port: int) -> None:
-    """``newsdesk slack``: build the bot, then serve until Ctrl-C (Socket Mode when
-    ``SLACK_APP_TOKEN`` is set, else HTTP)."""
+def serve(
+    settings: Any, host: str, port: int, say: Callable[[str], None] = lambda line: None
+) -> None:
+    """``newsdesk slack``: build the bot, then serve until Ctrl-C or SIGTERM (Socket Mode when
+    ``SLACK_APP_TOKEN`` is set, else HTTP). ``say`` gets the one line saying where it runs."""
     from assistant.surfaces.slack.app import create_bot
 
     bot = create_bot(settings)
     try:
         if settings.slack_app_token is not None:
             handler = socket_mode_handler(bot.app, settings.slack_app_token.get_secret_value())
-            log.info("newsdesk slack: Socket Mode, bot user %s", bot.bot_user_id)
+            say(f"newsdesk slack: Socket Mode as bot user {bot.bot_user_id}; Ctrl-C stops")
             handler.start()
             return
         server = SlackHTTPServer(bot.app, host, port, bot.bot_user_id)
-        log.warning("newsdesk slack: listening on http://%s:%d%s", host, server.port, EVENTS_PATH)
+
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+        say(
+            f"newsdesk slack: bot user {bot.bot_user_id}, listening on "
+            f"http://{host}:{server.port}{EVENTS_PATH} (and /healthz); Ctrl-C stops"
+        )
         try:
             server.serve_forever()
         finally:

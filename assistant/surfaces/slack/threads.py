@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from assistant.answerlog import AnswerLog, LogError
-from assistant.types import Answer, Conversation
+from assistant.types import Answer, Conversation, Turn
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,15 @@ class ThreadMemory:
         if self.answer_log is None:
             return None
         cid = conversation_id(channel, thread_ts)
-        try:
-            found = self.answer_log.conversation(cid)
+        try:  # an exact, indexed lookup: most thread replies in a channel are not ours
+            entries = self.answer_log.list(limit=1000, conversation_id=cid)[::-1]
         except LogError as exc:
             log.warning("cannot read thread %s from the answer log: %s", cid, exc)
             return None
-        return found if found is not None and found.id == cid else None
+        if not entries:
+            return None
+        turns = [Turn(question=e.question, answer=e.to_answer()) for e in entries]
+        return Conversation(id=cid, turns=turns)
 
     def get(self, channel: str, thread_ts: str, *, create: bool) -> Thread | None:
         """The thread; ``None`` when the bot has not answered in it and ``create`` is false."""
