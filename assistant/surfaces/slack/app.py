@@ -83,6 +83,10 @@ def question_text(text: str) -> str:
     return " ".join(text.split())
 
 
+def _quiet_token_warning(record: logging.LogRecord) -> bool:
+    return "`token` will be unused" not in record.getMessage()
+
+
 @dataclass
 class SlackBot:
     """Everything the bot holds for its lifetime; :func:`create_bot` builds it."""
@@ -132,6 +136,8 @@ def create_bot(
     check_credentials(settings, socket=socket)
     client = web_client(settings)
     auth = client.auth_test()
+    bolt_log = logging.getLogger("slack_bolt")
+    bolt_log.addFilter(_quiet_token_warning)  # Bolt reads SLACK_BOT_TOKEN itself; ours wins
     app = App(
         client=client,
         signing_secret=(settings.slack_signing_secret.get_secret_value()
@@ -139,7 +145,7 @@ def create_bot(
         request_verification_enabled=not socket,
         ignoring_self_events_enabled=True,
         token_verification_enabled=False,  # done above, once
-        logger=logging.getLogger("slack_bolt"),
+        logger=bolt_log,
     )  # fmt: skip
     answer_log: AnswerLog | None = None
     try:
