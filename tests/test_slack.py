@@ -391,6 +391,19 @@ def test_question_text_and_credentials(tmp_path: Path) -> None:
                           socket=True)  # fmt: skip
 
 
+def test_a_refused_or_unreachable_token_is_one_line(tmp_path: Path, slack: FakeSlack) -> None:
+    slack.error("auth.test", "invalid_auth")
+    with pytest.raises(ConfigError, match=r"Slack refused SLACK_BOT_TOKEN \(invalid_auth\)"):
+        create_bot(bot_settings(tmp_path, slack))
+    nowhere = bot_settings(tmp_path, slack).model_copy(
+        update={"slack_api_url": "http://127.0.0.1:9/api/"}
+    )
+    with pytest.raises(
+        ConfigError, match=r"cannot reach the Slack API at http://127\.0\.0\.1:9/api/"
+    ):
+        create_bot(nowhere)
+
+
 def test_cli_start_up_errors_and_render_blocks(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

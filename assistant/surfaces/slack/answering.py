@@ -71,7 +71,13 @@ class Responder:
         self.streaming = True  # off for good once the workspace refuses chat.startStream
 
     def submit(self, job: Job) -> Future[None]:
-        return self.pool.submit(self.run, job)
+        return self.pool.submit(self._guarded, job)
+
+    def _guarded(self, job: Job) -> None:
+        try:
+            self.run(job)
+        except Exception:  # even the apology failed (Slack unreachable): at least log it
+            log.exception("event %s: question in %s not answered", job.event_id, job.channel)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -111,7 +117,8 @@ class Responder:
             blocks = bk.answer_blocks(answer, answer_id=answer_id, share_key=key)
             job.respond(response_type="ephemeral", text=bk.fallback_text(answer), blocks=blocks)
         except Exception as exc:
-            log.error("event %s: /newsdesk failed: %s", job.event_id, exc, exc_info=True)
+            reason = redact(str(exc), self.settings)
+            log.error("event %s: /newsdesk failed: %s", job.event_id, reason, exc_info=True)
             job.respond(response_type="ephemeral", text=_apology(exc, job.event_id))
 
     def share(self, key: str, channel: str, user: str) -> bool:

@@ -135,7 +135,14 @@ def create_bot(
     socket = bool(settings.slack_app_token) if socket is None else socket
     check_credentials(settings, socket=socket)
     client = web_client(settings)
-    auth = client.auth_test()
+    try:
+        auth = client.auth_test()
+    except SlackApiError as exc:
+        raise ConfigError(
+            f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}); check the token"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Slack API at {client.base_url}: {exc}") from None
     bolt_log = logging.getLogger("slack_bolt")
     bolt_log.addFilter(_quiet_token_warning)  # Bolt reads SLACK_BOT_TOKEN itself; ours wins
     app = App(
