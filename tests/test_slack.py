@@ -167,6 +167,15 @@ def test_mention_follow_up_feedback_and_eval_case(
     assert entries[1].standalone_question == f"{BIDEN} {HOW_LONG}"
     assert entries[0].surface == "slack"
 
+    # after a restart the thread is rebuilt from the answer log
+    from assistant.surfaces.slack.threads import ThreadMemory
+
+    with AnswerLog(bot.home / "logs.db") as answer_log:
+        rebuilt = ThreadMemory(answer_log).get("CNEWS01", event["ts"], create=False)
+        assert rebuilt is not None
+        assert [t.question for t in rebuilt.conversation.turns] == [BIDEN, HOW_LONG]
+        assert ThreadMemory(answer_log).get("CNEWS01", "1.1", create=False) is None
+
     # 👎 on the follow-up, then a note through the modal
     value = feedback_value(second.blocks(), "bad")
     assert value == f"bad:{entries[1].id}"
