@@ -113,7 +113,8 @@ def source_block(n: int, citations: list[Citation]) -> Block:
     """One cited article: ``[n] <url|Title> · Outlet · 2022-03-07`` and its quoted spans."""
     p = citations[0].passage
     title = escape(p.title or "Untitled article")
-    linked = f"<{p.url}|{title}>" if p.url.startswith(("http://", "https://")) else f"*{title}*"
+    web = p.url.startswith(("http://", "https://"))
+    linked = f"<{escape(p.url)}|{title}>" if web else f"*{title}*"
     meta = " · ".join(escape(x) for x in (p.source, p.published_at[:10]) if x)
     lines = [f"*[{n}]* {linked}" + (f" · {meta}" if meta else "")]
     quotes = [c for c in citations if c.quote]
