@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 from assistant.errors import ConfigError
+from assistant.types import Filters
 
 
 def default_home() -> Path:
@@ -114,11 +116,46 @@ class Settings(BaseSettings):
     # The answer log (``logs.db`` in the home): every answer of every surface, with feedback.
     log: bool = True
 
+    # The Slack bot (``newsdesk slack``). Its credentials are Slack's own variable names.
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("NEWSDESK_SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NEWSDESK_SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET"),
+    )
+    slack_app_token: SecretStr | None = Field(  # set: Socket Mode instead of HTTP
+        default=None, validation_alias=AliasChoices("NEWSDESK_SLACK_APP_TOKEN", "SLACK_APP_TOKEN")
+    )
+    # The Slack Web API base URL (tests, proxies, Enterprise Grid gateways).
+    slack_api_url: str = "https://slack.com/api/"
+    # Channel ids the bot answers in (comma-separated or a JSON list); empty: every channel it
+    # is in. Direct messages are always answered.
+    slack_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Default filters per channel id, e.g. {"C0123": {"source": "Reuters", "since": "2024-01-01"}}
+    slack_channel_filters: dict[str, Filters] = Field(default_factory=dict)
+    # Questions answered at once (different threads; one thread's questions go in order).
+    slack_workers: int = Field(default=4, ge=1, le=64)
+    # LLM mode without chat streaming: at most one chat.update per this many seconds.
+    slack_update_interval_s: float = Field(default=1.0, ge=0.2)
+
     @field_validator("collection")
     @classmethod
     def _collection_name(cls, value: str) -> str:
         if not (3 <= len(value) <= 63) or not value.replace("-", "").replace("_", "").isalnum():
             raise ValueError("must be 3-63 letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("slack_channels", mode="before")
+    @classmethod
+    def _channel_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [c.strip() for c in text.split(",") if c.strip()]
         return value
 
     @classmethod

@@ -364,6 +364,39 @@ def chat(
     raise typer.Exit(code)
 
 
+@app.command()
+def slack(
+    host: Annotated[str, typer.Option(help="HTTP mode: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP mode: port to listen on.")] = 3000,
+    collection: Collection = None,
+    extractive: Annotated[bool, typer.Option(help="Never call a language model.")] = False,
+    render_blocks: Annotated[
+        str | None,
+        typer.Option("--render-blocks", help="Print the Block Kit JSON for QUESTION and exit."),
+    ] = None,
+) -> None:
+    """Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP at /slack/events."""
+    settings = _settings(collection, extractive=extractive or None)
+    try:
+        from assistant.surfaces.slack import blocks
+    except ImportError:
+        raise NewsdeskError(
+            "the Slack bot needs slack_bolt: pip install 'newsdesk[slack]'"
+        ) from None
+    if render_blocks is not None:
+        from assistant.desk import Desk
+
+        _not_blank(render_blocks, "question", "--render-blocks")
+        with Desk(settings) as desk:
+            answer = desk.answer(render_blocks)
+        text = blocks.fallback_text(answer)
+        sys.stdout.write(blocks.to_json(blocks.answer_blocks(answer, answer_id=0), text) + "\n")
+        return
+    from assistant.surfaces.slack.server import serve
+
+    serve(settings, host, port, say=lambda line: err.print(line, highlight=False))
+
+
 def _add_eval_commands() -> None:
     from assistant.surfaces.logs import app as log_app
     from evals.cli import app as eval_app
