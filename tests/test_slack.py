@@ -146,7 +146,7 @@ def test_mention_follow_up_feedback_and_eval_case(
     line = source["elements"][0]["text"]
     assert line.startswith("*[1]* <https://") and f"|{BIDEN_TITLE}" in line
     assert re.search(r" · 20\d\d-\d\d-\d\d\n> _“", line)  # outlet, date, the quoted span
-    assert re.search(r"\(\d sources in the message\)$", answer.params["text"])  # the fallback
+    assert re.search(r"\(\d sources? in the message\)$", answer.params["text"])  # the fallback
     slack.wait(lambda: slack.of("reactions.remove"))  # the working reaction, taken back
     reactions = slack.of("reactions.add", "reactions.remove")
     assert [c.method for c in reactions] == ["reactions.add", "reactions.remove"]
