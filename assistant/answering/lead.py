@@ -79,7 +79,9 @@ _DURATION = re.compile(
     re.IGNORECASE,
 )
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[-\s][A-Z][a-z]+)*")
-_PRONOUN_START = re.compile(r"^[\"“‘']?(?:He|She|They|It|His|Her|Their|Its)\b")
+_PRONOUN_START = re.compile(
+    r"^[\"“‘']?(?:He|She|They|It|His|Her|Their|Its|This|That|These|Those|But|Yet|However)\b"
+)
 _PRONOUN_SAID = re.compile(
     r"\b(?:he|she|they)\s+(?:said|says|added|told|noted|argued|warned|wrote)\b"
     r"|\b(?:said|says|added|told|noted|argued|warned|wrote)\s+(?:he|she|they)\b"
