@@ -18,12 +18,14 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import date
 from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel
 
+from assistant.answering import when
 from assistant.answering.pipeline import AnswerPipeline, Request
 from assistant.answering.sentvec import SentenceVectors
 from assistant.answering.verify import SupportChecker
@@ -49,6 +51,7 @@ class Stats(BaseModel):
     store: str
     llm: str | None
     generation: int
+    stories: int = 0  # documents grouped into stories (copies of one article count once)
 
 
 class SourceInfo(BaseModel):
@@ -56,6 +59,12 @@ class SourceInfo(BaseModel):
     articles: int
     first_published: str | None  # YYYY-MM-DD, None when no article of it is dated
     last_published: str | None
+
+
+def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters | None:
+    if as_of is None:
+        return filters
+    return (filters or Filters()).model_copy(update={"as_of": as_of})
 
 
 def _turns(history: History) -> tuple[Turn, ...]:
@@ -131,16 +140,22 @@ class Desk:
         k: int | None = None,
         extractive: bool | None = None,
         choices: Sequence[str] | None = None,
+        timeline: bool | None = None,
+        as_of: date | None = None,
     ) -> Iterator[Event]:
-        """PassagesFound, then TextDelta/Notice events, then Final with the checked answer."""
+        """PassagesFound, then TextDelta/Notice events, then Final with the checked answer.
+        ``as_of`` (or ``filters.as_of``; default today): nothing published after it is used,
+        and "this week" is read against it. ``timeline``: evidence by date (None: when the
+        question asks how something developed)."""
         lexical = self._ready()
         request = Request(
             question=question.strip(),
             history=_turns(history),
-            filters=filters,
+            filters=_with_as_of(filters, as_of),
             k=k,
             extractive=extractive,
             choices=tuple(choices or ()),
+            timeline=timeline,
         )
         return self.pipeline.run(request, lexical)
 
@@ -153,10 +168,13 @@ class Desk:
         k: int | None = None,
         extractive: bool | None = None,
         choices: Sequence[str] | None = None,
+        timeline: bool | None = None,
+        as_of: date | None = None,
     ) -> Answer:
         events = self.stream(
-            question, history=history, filters=filters, k=k, extractive=extractive, choices=choices
-        )
+            question, history=history, filters=filters, k=k, extractive=extractive,
+            choices=choices, timeline=timeline, as_of=as_of,
+        )  # fmt: skip
         for event in events:
             if isinstance(event, Final):
                 return event.answer
@@ -196,10 +214,18 @@ class Desk:
 
     # -- search, stats, sources --------------------------------------------------------------
     def search(
-        self, query: str, *, filters: Filters | None = None, k: int | None = None
+        self,
+        query: str,
+        *,
+        filters: Filters | None = None,
+        k: int | None = None,
+        as_of: date | None = None,
     ) -> list[Passage]:
+        """Passages for ``query``: as of ``as_of`` (default today), within the window its
+        words name ("this week"), like an answer's."""
         lexical = self._ready()
-        return self.search_engine.retrieve(query, filters, k, lexical).passages
+        scoped, _ = when.apply(query, _with_as_of(filters, as_of), date.today())
+        return self.search_engine.retrieve(query, scoped, k, lexical).passages
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -209,10 +235,12 @@ class Desk:
     def stats(self) -> Stats:
         manifest = self.store.manifest()
         chunks = self.store.count()
-        documents = 0
+        documents = stories = 0
         if chunks:
             generation = int(manifest.get(GENERATION, 0))
-            documents = len(np.unique(self.index.current(generation).doc_ids))
+            current = self.index.current(generation)
+            documents = len(np.unique(current.doc_ids))
+            stories = current.story_count()
         return Stats(
             documents=documents,
             chunks=chunks,
@@ -222,6 +250,7 @@ class Desk:
             store=self.settings.describe_store(),
             llm=self.settings.llm_model if self.settings.llm_configured else None,
             generation=int(manifest.get("generation", 0)),
+            stories=stories,
         )
 
     def sources(self) -> list[SourceInfo]:

@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any
 
 from assistant import prompts
+from assistant.answering import timeline, when
 from assistant.answering.choice import choose_extractive, parse_choice
 from assistant.answering.condense import accept_rewrite, naive_condense
 from assistant.answering.context import (
@@ -47,6 +48,7 @@ from assistant.types import (
     PassagesFound,
     RemovedSentence,
     TextDelta,
+    Timeframe,
     Turn,
     Usage,
     says_abstain,
@@ -64,6 +66,7 @@ class Request:
     k: int | None = None
     extractive: bool | None = None  # None: as the settings say
     choices: tuple[str, ...] = ()
+    timeline: bool | None = None  # None: when the question asks how something developed
 
 
 @dataclass
@@ -83,6 +86,9 @@ class Run:
     deadline: float = 0.0  # monotonic time by which every model call must be done
     raw_text: str = ""  # the model's reply, kept on the answer even after a fallback
     removed: list[RemovedSentence] = field(default_factory=list)
+    filters: Filters = field(default_factory=Filters)  # as asked, as-of date and window applied
+    timeframe: Timeframe | None = None  # the window the question's words asked for
+    timeline: bool = False
 
     def account(self, info: CallInfo) -> None:
         """Add a finished call's tokens; unreported tokens make the usage unknown."""
@@ -120,6 +126,8 @@ class AnswerPipeline:
         yield from self._condense(run)
         self._retrieve(run, lexical)
         yield PassagesFound(passages=run.passages, standalone_question=run.standalone)
+        if run.timeframe is not None:
+            yield Notice(kind="info", text=timeline.window_note(run.timeframe))
         if not self._relevant(run):
             yield Notice(kind="abstain", text="No passage is relevant enough to answer from.")
             yield TextDelta(text=ABSTAIN_TEXT)
@@ -164,7 +172,10 @@ class AnswerPipeline:
         request = run.request
         # with options to choose from, the evidence sought is about the options too
         query = " ".join([run.standalone, *request.choices])
-        compiled = compile_filters(request.filters)
+        run.filters, run.timeframe = when.apply(run.standalone, request.filters, date.today())
+        wanted = request.timeline
+        run.timeline = timeline.wants_timeline(run.standalone) if wanted is None else wanted
+        compiled = compile_filters(run.filters)
         found = self.search.candidates(query, compiled, lexical=lexical)
         pool = found.passages
         previous = request.history[-1].answer if request.history else None
@@ -196,9 +207,12 @@ class AnswerPipeline:
         """The LLM's answer, citations checked; ``None`` after a failure (then extractive)."""
         t = time.perf_counter()
         model = self.settings.llm_model
+        question = run.standalone
+        if run.timeline:
+            question = f"{question}\n{timeline.LLM_INSTRUCTION}"
         values = {
-            "question": run.standalone,
-            "today": date.today().isoformat(),
+            "question": question,
+            "today": (run.filters.as_of or date.today()).isoformat(),
             "abstain_text": ABSTAIN_TEXT,
             "passages": "",
         }
@@ -206,6 +220,8 @@ class AnswerPipeline:
         fixed = count_tokens(prompt.render(**values), model) + _FRAME_TOKENS
         budget = self.settings.llm_context_tokens - self.settings.llm_max_tokens - fixed
         shown = fit_passages(run.passages, budget, model)
+        if run.timeline:
+            shown = timeline.by_date(shown)
         if len(shown) < len(run.passages):
             log.info("context budget: %d of %d passages sent", len(shown), len(run.passages))
         messages = prompt.messages(**{**values, "passages": format_passages(shown)})
@@ -249,7 +265,7 @@ class AnswerPipeline:
     def _extract(self, run: Run) -> Answer:
         t = time.perf_counter()
         picked = select(self._evidence(run))
-        text, citations = compose(picked)
+        text, citations = (timeline.compose_timeline if run.timeline else compose)(picked)
         run.timings["extract_ms"] = (time.perf_counter() - t) * 1e3
         if not picked:
             return self._abstention(run)
@@ -263,6 +279,8 @@ class AnswerPipeline:
         if run.request.choices and not answer.abstained:
             answer.choice = self._choose(run)
         answer.timings = {**run.timings, "total_ms": (time.perf_counter() - run.started) * 1e3}
+        answer.as_of = run.filters.as_of
+        timeline.finish(answer, run.timeframe, run.found.lexical if run.found else None)
         return answer
 
     # -- helpers -----------------------------------------------------------------------------
