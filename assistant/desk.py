@@ -224,7 +224,12 @@ class Desk:
         """Passages for ``query``: as of ``as_of`` (default today), within the window its
         words name ("this week"), like an answer's."""
         lexical = self._ready()
-        scoped, _ = when.apply(query, _with_as_of(filters, as_of), date.today())
+        scoped, _ = when.apply(
+            query,
+            _with_as_of(filters, as_of),
+            date.today(),
+            lambda f: self.search_engine.holds(f, lexical),
+        )
         return self.search_engine.retrieve(query, scoped, k, lexical).passages
 
     @property

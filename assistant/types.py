@@ -51,6 +51,7 @@ class Timeframe(BaseModel):
     since: date
     until: date
     phrase: str  # the words of the question it was read from
+    applied: bool = True  # False: no article falls in it, so the question was not limited
 
     @property
     def label(self) -> str:
@@ -70,6 +71,7 @@ class Timeframe(BaseModel):
             "until": self.until.isoformat(),
             "phrase": self.phrase,
             "label": self.label,
+            "applied": self.applied,
         }
 
 

@@ -172,7 +172,10 @@ class AnswerPipeline:
         request = run.request
         # with options to choose from, the evidence sought is about the options too
         query = " ".join([run.standalone, *request.choices])
-        run.filters, run.timeframe = when.apply(run.standalone, request.filters, date.today())
+        holds = lambda f: self.search.holds(f, lexical)  # noqa: E731
+        run.filters, run.timeframe = when.apply(
+            run.standalone, request.filters, date.today(), holds
+        )
         wanted = request.timeline
         run.timeline = timeline.wants_timeline(run.standalone) if wanted is None else wanted
         compiled = compile_filters(run.filters)

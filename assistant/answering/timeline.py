@@ -79,7 +79,11 @@ def span_note(citations: list[Citation]) -> str:
 
 
 def window_note(timeframe: Timeframe | None) -> str:
-    return f"Articles from {timeframe.label}." if timeframe else ""
+    if timeframe is None:
+        return ""
+    if not timeframe.applied:
+        return f"No article is from {timeframe.label}; all articles up to the as-of date were used."
+    return f"Articles from {timeframe.label}."
 
 
 def also_reported(citations: list[Citation], lexical: LexicalIndex | None) -> None:

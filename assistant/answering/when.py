@@ -19,6 +19,7 @@ from __future__ import annotations
 import calendar
 import logging
 import re
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
@@ -49,6 +50,7 @@ _PREPOSITION = re.compile(
 )
 _NAMED = re.compile(r"\b(" + "|".join(_MONTHS + _WEEKDAYS) + r")\b", re.IGNORECASE)
 _SINCE = re.compile(r"\bsince\s*$", re.IGNORECASE)
+REPORTING_DAYS = 2  # a day's events are reported up to this many days later
 
 
 def _month_end(day: date) -> date:
@@ -151,8 +153,9 @@ def _explicit(question: str, as_of: date) -> tuple[date, date, str] | None:
 
 
 def resolve(question: str, as_of: date) -> Timeframe | None:
-    """The date window the question's words ask for, or None when they ask for none.
-    Windows never reach past ``as_of``."""
+    """The publication dates the question's words ask for, or None when they ask for none:
+    the days they name, plus :data:`REPORTING_DAYS` after (news of a day is printed the day
+    after), never past ``as_of``."""
     window: tuple[date, date, str] | None = None
     match = _RELATIVE.search(question)
     if match:
@@ -163,20 +166,35 @@ def resolve(question: str, as_of: date) -> Timeframe | None:
     if window is None:
         return None
     since, until, phrase = window
-    until = min(until, as_of)
+    until = min(until + timedelta(days=REPORTING_DAYS), as_of)
     if since > until:
         return None
     return Timeframe(since=since, until=until, phrase=phrase)
 
 
-def apply(question: str, filters: Filters | None, today: date) -> tuple[Filters, Timeframe | None]:
+def apply(
+    question: str,
+    filters: Filters | None,
+    today: date,
+    holds: Callable[[Filters], bool] | None = None,
+) -> tuple[Filters, Timeframe | None]:
     """``filters`` with their as-of date set (``today`` when unset) and narrowed to the
-    question's own window, and that window (None when the question names none)."""
+    question's own window, and that window (None when the question names none).
+
+    ``holds(filters)``: whether any article passes them. A window no article falls in is not
+    applied (``Timeframe.applied`` False): the question is answered from everything up to the
+    as-of date, or abstained on because nothing answers it, never because a window was empty.
+    """
     f = filters or Filters()
     as_of = f.as_of or today
     timeframe = resolve(question, as_of)
-    update: dict[str, object] = {"as_of": as_of}
-    if timeframe is not None:
-        update["since"] = max(filter(None, (f.since, timeframe.since)))
-        update["until"] = min(filter(None, (f.until, timeframe.until)))
-    return f.model_copy(update=update), timeframe
+    asked = f.model_copy(update={"as_of": as_of})
+    if timeframe is None:
+        return asked, None
+    since = max(d for d in (f.since, timeframe.since) if d is not None)
+    until = min(d for d in (f.until, timeframe.until) if d is not None)
+    scoped = asked.model_copy(update={"since": since, "until": until})
+    if holds is not None and not holds(scoped):
+        log.info("no article in %s: the window is not applied", timeframe.label)
+        return asked, timeframe.model_copy(update={"applied": False})
+    return scoped, timeframe

@@ -106,6 +106,12 @@ class HybridSearch:
         prior = load_prior() if settings.recency_prior else RecencyPrior.flat()
         self.prior = prior.with_weight(settings.recency_weight)
 
+    def holds(self, filters: Filters, lexical: LexicalIndex | None = None) -> bool:
+        """Whether any stored chunk passes ``filters``."""
+        lexical = lexical or self.index.current()
+        mask = compile_filters(filters).mask(lexical.published_ts, lexical.sources)
+        return lexical.size > 0 if mask is None else bool(mask.any())
+
     def embed_query(self, query: str) -> np.ndarray:
         return embed_array(self.store.embedder, [query])[0]
 
