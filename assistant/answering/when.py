@@ -104,7 +104,8 @@ def _plausible(found: str, before: str) -> bool:
         return True
     words = before.split()
     preceded = f"{words[-1]} " if words else ""
-    return bool(_NAMED.search(found)) and bool(_PREPOSITION.match(preceded + found.strip()))
+    after_preposition = _PREPOSITION.match(found.strip()) or _PREPOSITION.match(preceded)
+    return bool(_NAMED.search(found)) and bool(after_preposition)
 
 
 @lru_cache(maxsize=1)

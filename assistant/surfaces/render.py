@@ -28,6 +28,9 @@ def render_answer(console: Console, answer: Answer) -> None:
         for c in answer.citations:
             mark = "" if c.supported else " [red](claim not supported by this passage)[/red]"
             console.print(_source_line(c.n, c.passage) + mark)
+            if c.also_reported_by:
+                also = escape(", ".join(c.also_reported_by))
+                console.print(f"    [dim]also reported by {also}[/dim]")
             if c.passage.url:
                 console.print(f"    [dim]{escape(c.passage.url)}[/dim]")
     console.print(
