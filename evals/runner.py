@@ -44,6 +44,8 @@ class RunOptions:
     limit: int | None = None
     no_date_scope: bool = False
     progress: Progress | None = None
+    date_scope: int | None = None  # a hard window of N days before each question's date
+    as_of: date | None = None  # answer every case as of this date instead of its asked_on
 
 
 def _git_commit() -> str | None:
@@ -161,12 +163,18 @@ def removed_of(answer: Answer) -> list[dict[str, Any]]:
     return out
 
 
-def case_filters(case: Case, scope_days: int | None) -> Filters | None:
-    """A dated question sees the articles of the ``scope_days`` before it was asked."""
-    if not (scope_days and case.asked_on):
+def case_filters(case: Case, scope_days: int | None, as_of: date | None = None) -> Filters | None:
+    """A dated question is answered as of the day it was asked (``as_of`` overrides that);
+    with ``scope_days`` it also sees only the articles of the ``scope_days`` before it."""
+    when = as_of or (date.fromisoformat(case.asked_on) if case.asked_on else None)
+    if when is None:
         return None
+    if not (scope_days and case.asked_on):
+        return Filters(as_of=when)
     asked = date.fromisoformat(case.asked_on)
-    return Filters(since=asked - timedelta(days=scope_days), until=asked + timedelta(days=1))
+    return Filters(
+        since=asked - timedelta(days=scope_days), until=asked + timedelta(days=1), as_of=when
+    )
 
 
 def _run_case(
@@ -255,7 +263,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
                     "choices": case.choices, "gold_doc_ids": case.gold_doc_ids,
                     "judge": judge.tier}  # fmt: skip
             try:
-                filters = case_filters(case, None if opts.no_date_scope else suite.date_scope_days)
+                scope = opts.date_scope or suite.date_scope_days
+                filters = case_filters(case, None if opts.no_date_scope else scope, opts.as_of)
                 result = _run_case(assistant, case, suite.k, judge, filters, offline)
                 record = {**base, **result, "error": None}
             except Exception as exc:  # one bad case never aborts the run
@@ -280,7 +289,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
         "verify_with_llm": settings.verify_with_llm and settings.use_llm,
         "prompts": {name: p.sha256 for name, p in prompts.load_all().items()},
         "settings": {k: str(v) for k, v in suite.settings.items()},
-        "date_scope_days": None if opts.no_date_scope else suite.date_scope_days,
+        "date_scope_days": None if opts.no_date_scope else opts.date_scope or suite.date_scope_days,
+        "as_of": opts.as_of.isoformat() if opts.as_of else "asked_on",
         "package_version": _package_version(),
         "git_commit": _git_commit(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -186,7 +186,7 @@ class HybridSearch:
     ) -> CompiledFilters | None:
         """The filters narrowed to the prior's window, when that window holds some but not
         all of the chunks the filters admit (else the first lists already cover it)."""
-        if not (self.prior.active and self.prior.window_days):
+        if not (self.prior.weight and self.prior.window_days):
             return None
         start = as_of_ts - self.prior.window_days * DAY
         if compiled.since_ts is not None and compiled.since_ts >= start:
