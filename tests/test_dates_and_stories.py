@@ -4,6 +4,7 @@ one story grouped at ingest, timelines (issue 13)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import date, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.answering.timeline import published, wants_timeline
+from assistant.answering.timeline import LLM_INSTRUCTION, published, wants_timeline
 from assistant.answering.when import resolve
 from assistant.desk import Desk
 from assistant.index.recency import RecencyPrior, fit_bins
@@ -24,6 +25,7 @@ from assistant.surfaces.cli import main
 from assistant.types import Filters, Passage
 from ingest.pipeline import ingest_paths
 from tests.conftest import EXAMPLES, clean_settings
+from tests.fake_openai import FakeOpenAI
 
 D = date.fromisoformat
 
@@ -315,3 +317,18 @@ def test_timeline_orders_evidence_by_date(examples_home: Path, embedder: MiniLME
         datetime.strptime(x[2:].split(" (")[0], "%d %B %Y").date() for x in plain.text.splitlines()
     ]
     assert days == sorted(days)
+
+
+def test_llm_timeline_sends_passages_oldest_first(
+    examples_home: Path, embedder: MiniLMEmbeddings, fake_openai: FakeOpenAI
+) -> None:
+    settings = clean_settings(examples_home).model_copy(
+        update={"llm_base_url": fake_openai.base_url, "llm_model": "fake-model"}
+    )
+    fake_openai.script("China offered to mediate when needed [1].")
+    desk = Desk(settings, store=Store(settings, embedder))
+    desk.answer("How has China's position on mediation changed?")
+    sent = "\n".join(str(m.get("content", "")) for m in fake_openai.requests[-1]["messages"])
+    assert LLM_INSTRUCTION in sent
+    days = re.findall(r'<passage n="\d+"[^>]* date="([\d-]+)"', sent)
+    assert len(days) >= 3 and days == sorted(days)
