@@ -220,10 +220,16 @@ class Desk:
         filters: Filters | None = None,
         k: int | None = None,
         as_of: date | None = None,
+        resolve_dates: bool = True,
     ) -> list[Passage]:
         """Passages for ``query``: as of ``as_of`` (default today), within the window its
-        words name ("this week"), like an answer's."""
+        words name ("this week"), like an answer's (``resolve_dates=False``: the filters as
+        given, e.g. an answer's own window)."""
         lexical = self._ready()
+        if not resolve_dates:
+            filters = _with_as_of(filters, as_of) or Filters()
+            scoped = filters.model_copy(update={"as_of": filters.as_of or date.today()})
+            return self.search_engine.retrieve(query, scoped, k, lexical).passages
         scoped, _ = when.apply(
             query,
             _with_as_of(filters, as_of),

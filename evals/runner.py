@@ -193,7 +193,15 @@ def _run_case(
     standalone = answer.standalone_question or case.question
     query = " ".join([standalone, *(case.choices or [])])  # what the answer retrieved with
     search_t = time.perf_counter()
-    ranked = assistant.search(query, filters=filters, k=k)
+    window = answer.timeframe if answer.timeframe and answer.timeframe.applied else None
+    if window is not None:  # the window the answer read from the question, not the options
+        f = filters or Filters()
+        since = max(d for d in (f.since, window.since) if d is not None)
+        until = min(d for d in (f.until, window.until) if d is not None)
+        scoped = f.model_copy(update={"since": since, "until": until})
+        ranked = assistant.search(query, filters=scoped, k=k, resolve_dates=False)
+    else:
+        ranked = assistant.search(query, filters=filters, k=k, resolve_dates=False)
     search_ms = (time.perf_counter() - search_t) * 1e3
     scores = _retrieval_scores(case, [p.doc_id for p in ranked], [p.text for p in ranked])
     scores.update(_answer_scores(case, answer, judge, offline))

@@ -108,6 +108,14 @@ def _plausible(found: str, before: str) -> bool:
     return bool(_NAMED.search(found)) and bool(after_preposition)
 
 
+def _a_year(found: str, before: str, day: date) -> bool:
+    """A bare number is a year only as "in 2020", "since 2019", "of 2021" (1900 or later)."""
+    words = before.split()
+    phrase = (f"{words[-1]} " if words else "") + found.strip()
+    shape = r"(?:.*\s)?(?:in|since|of|during|from|until|before|after)\s+\d{4}"
+    return day.year >= 1900 and bool(re.fullmatch(shape, phrase, re.IGNORECASE))
+
+
 @lru_cache(maxsize=1)
 def _parser_languages() -> list[str]:
     return ["en"]
@@ -134,8 +142,8 @@ def _explicit(question: str, as_of: date) -> tuple[date, date, str] | None:
         if data.date_obj is None:
             continue
         day, period = data.date_obj.date(), data.period or "day"
-        if period == "year" and not re.fullmatch(r"(in\s+|since\s+|of\s+)?\d{4}", text.strip()):
-            continue  # "5" read as a year, a number that is not a date
+        if period == "year" and not _a_year(text, before, day):
+            continue  # "5" or "1000 troops" read as a year
         if period == "month":
             since, until = day.replace(day=1), _month_end(day)
         elif period == "year":
