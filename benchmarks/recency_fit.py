@@ -5,8 +5,9 @@
 For every dev question with a gold article (102), answered as of its quiz date, retrieval's
 candidates are taken as ``ask`` takes them (question + options, the as-of bound, the question's
 own window if it names one, the recent window's extra candidate lists) with raw fused scores.
-The prior per age bin is ``P(bin | gold article) / P(bin | candidate article)`` (add-one
-smoothing, articles counted once per question); its weight is the grid point with the best
+The prior per age bin is ``P(bin | gold article) / P(bin | candidate article)`` (candidates
+add-one smoothed, gold shrunk towards them with 10 pseudo-articles, articles counted once per
+question: ``recency.fit_bins``); its weight is the grid point with the best
 MRR@10 (then hit@5) after story diversification, checked by two-fold cross-validation over
 quiz weeks (fit on the odd weeks, score on the even ones and back). ``--write`` stores the fit.
 """

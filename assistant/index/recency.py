@@ -98,24 +98,26 @@ def fit_bins(
     gold_ages: list[float | None],
     candidate_ages: list[float | None],
     edges_days: tuple[float, ...],
-    smoothing: float = 1.0,
+    strength: float = 10.0,
 ) -> tuple[list[float], float]:
-    """Log likelihood ratios per age bin (and for undated), add-``smoothing`` on the counts.
-    ``None`` ages are undated."""
+    """Log likelihood ratios per age bin (and for undated; ``None`` ages are undated).
+
+    The candidates' distribution ``q`` gets add-one smoothing; the gold distribution is shrunk
+    towards ``q`` with ``strength`` pseudo-articles, so a bin with little evidence tends to a
+    ratio of 1 (log 0) when it is common among candidates and is not boosted when empty.
+    """
     n_bins = len(edges_days) + 1
 
-    def histogram(ages: list[float | None]) -> tuple[np.ndarray, float]:
+    def histogram(ages: list[float | None]) -> np.ndarray:
         dated = np.array([a for a in ages if a is not None], dtype=float)
         counts = np.bincount(
             np.searchsorted(np.asarray(edges_days, dtype=float), dated, side="right"),
             minlength=n_bins,
         ).astype(float)
-        return counts, float(sum(a is None for a in ages))
+        return np.append(counts, float(sum(a is None for a in ages)))  # last: undated
 
-    g, g_undated = histogram(gold_ages)
-    c, c_undated = histogram(candidate_ages)
-    g_total = g.sum() + g_undated + smoothing * (n_bins + 1)
-    c_total = c.sum() + c_undated + smoothing * (n_bins + 1)
-    ratio = np.log(((g + smoothing) / g_total) / ((c + smoothing) / c_total))
-    undated = math.log(((g_undated + smoothing) / g_total) / ((c_undated + smoothing) / c_total))
-    return [round(float(x), 4) for x in ratio], round(undated, 4)
+    g, c = histogram(gold_ages), histogram(candidate_ages)
+    q = (c + 1) / (c.sum() + len(c))
+    p = (g + strength * q) / (g.sum() + strength)
+    ratio = np.log(p / q)
+    return [round(float(x), 4) for x in ratio[:-1]], round(float(ratio[-1]), 4)
