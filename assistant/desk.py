@@ -29,7 +29,7 @@ from assistant.answering import when
 from assistant.answering.pipeline import AnswerPipeline, Request
 from assistant.answering.sentvec import SentenceVectors
 from assistant.answering.verify import SupportChecker
-from assistant.errors import EmptyCollectionError, NewsdeskError
+from assistant.errors import EmptyCollectionError, NewsdeskError, UsageError
 from assistant.index.lexical import LexicalIndex
 from assistant.index.live import LiveIndex
 from assistant.index.retriever import HybridRetriever, HybridSearch
@@ -151,7 +151,7 @@ class Desk:
         request = Request(
             question=question.strip(),
             history=_turns(history),
-            filters=_with_as_of(filters, as_of),
+            filters=self._checked(_with_as_of(filters, as_of), lexical),
             k=k,
             extractive=extractive,
             choices=tuple(choices or ()),
@@ -226,6 +226,7 @@ class Desk:
         words name ("this week"), like an answer's (``resolve_dates=False``: the filters as
         given, e.g. an answer's own window)."""
         lexical = self._ready()
+        filters = self._checked(filters, lexical)
         if not resolve_dates:
             filters = _with_as_of(filters, as_of) or Filters()
             scoped = filters.model_copy(update={"as_of": filters.as_of or date.today()})
@@ -237,6 +238,28 @@ class Desk:
             lambda f: self.search_engine.holds(f, lexical),
         )
         return self.search_engine.retrieve(query, scoped, k, lexical).passages
+
+    def _checked(self, filters: Filters | None, lexical: LexicalIndex) -> Filters | None:
+        """Filters as stored: the source's own spelling (matched case-insensitively). An
+        unknown source or a range that ends before it starts is a ``UsageError``."""
+        if filters is None:
+            return None
+        if filters.since and filters.until and filters.since > filters.until:
+            raise UsageError(
+                f"since {filters.since} is after until {filters.until}: no article can match"
+            )
+        if filters.source:
+            known = sorted({str(s) for s in np.unique(lexical.sources) if str(s)})
+            wanted = filters.source.strip().casefold()
+            match = next((s for s in known if s.casefold() == wanted), None)
+            if match is None:
+                shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
+                raise UsageError(
+                    f"no articles from source {filters.source!r}; sources: {shown or 'none'}"
+                )
+            if match != filters.source:
+                filters = filters.model_copy(update={"source": match})
+        return filters
 
     @property
     def retriever(self) -> HybridRetriever:

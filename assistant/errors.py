@@ -35,3 +35,8 @@ class InputError(NewsdeskError):
 
 class LLMError(NewsdeskError):
     """The language model could not be reached or answered with an error after retries."""
+
+
+class UsageError(NewsdeskError):
+    """A request the store cannot mean: an unknown source, a date range that ends before it
+    starts. The message names the value and what would be valid."""

@@ -35,6 +35,17 @@ _MONTH_ALTERNATIVES = "|".join(
 )
 _MONTH_RE = re.compile(rf"\b({_MONTH_ALTERNATIVES})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b", re.I)
 
+_MONTH_ABBREV = re.compile(
+    r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?(?=\s+\d{1,2}\b)", re.IGNORECASE
+)
+_MONTH_BY_ABBREV = {m[:3]: m.capitalize() for m in _MONTHS} | {"sept": "September"}
+
+
+def canonical_months(text: str) -> str:
+    """``Feb. 25`` → ``February 25``: a day written either way is the same term."""
+    return _MONTH_ABBREV.sub(lambda m: _MONTH_BY_ABBREV[m.group(1).lower()], text)
+
+
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
     being below between both but by can could did do does doing down during each few for from
@@ -105,7 +116,10 @@ def words(text: str) -> list[str]:
 
 def content_terms(text: str) -> list[str]:
     """Stemmed content words, stopwords removed, in order."""
-    kept = [w for w in words(text) if w and w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    kept = [
+        w for w in words(canonical_months(text))
+        if w and w not in STOPWORDS and (len(w) > 1 or w.isdigit())
+    ]  # fmt: skip
     return stemmer().stemWords(kept) if kept else []
 
 

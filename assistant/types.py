@@ -93,6 +93,12 @@ class Passage(BaseModel):
     dense: float = 0.0  # cosine similarity to the question
     lexical: float = 0.0  # BM25 score, 0 when BM25 did not find it
     story_id: str = ""  # copies of one story (syndicated, reprinted) share it; "" = doc_id
+    path: str = ""  # the file it was ingested from ("" for lines of an archive without one)
+
+    @property
+    def location(self) -> str:
+        """Where a reader finds the article: its URL, else the file it was ingested from."""
+        return self.url or self.path
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -103,27 +109,39 @@ class Passage(BaseModel):
             "title": self.title,
             "source": self.source,
             "url": self.url,
+            "location": self.location,
             "published_at": self.published_at,
             "text": self.text,
         }
 
 
 class Citation(BaseModel):
+    """``n`` is the marker in the answer text: one number per cited article, 1..N in order of
+    first use. An article cited through two passages has two citations with the same ``n``;
+    ``rank`` is the passage's rank in ``Answer.passages``."""
+
     n: int
     passage: Passage
     quote: str
     supported: bool = True
     also_reported_by: list[str] = Field(default_factory=list)  # outlets with copies of it
+    rank: int = 0  # 0: the passage's own rank
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.rank:
+            self.rank = self.passage.rank
 
     def as_json(self) -> dict[str, Any]:
         p = self.passage
         return {
             "n": self.n,
+            "rank": self.rank,
             "doc_id": p.doc_id,
             "chunk_id": p.chunk_id,
             "title": p.title,
             "source": p.source,
             "url": p.url,
+            "location": p.location,
             "published_at": p.published_at,
             "quote": self.quote,
             "supported": self.supported,
@@ -174,6 +192,9 @@ class Answer(BaseModel):
     removed: list[RemovedSentence] = Field(default_factory=list)
     as_of: date | None = None  # the date the question was answered as of
     timeframe: Timeframe | None = None  # the window the question's words asked for
+    # ``text`` with passage-rank markers instead of article numbers (eval metrics; not in the
+    # JSON contract, rebuilt from the citations by ``numbering.to_passage_markers``)
+    ranked_text: str = ""
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -203,12 +224,15 @@ class Answer(BaseModel):
     def from_contract(cls, data: dict[str, Any]) -> Answer:
         """Rebuild an answer from its ``ask --json`` form (citations point at passages by
         chunk id; fields the contract leaves out take their defaults)."""
-        passages = [Passage.model_validate(p) for p in data.get("passages", [])]
+        passages = [
+            Passage.model_validate({"path": "" if p.get("url") else p.get("location", ""), **p})
+            for p in data.get("passages", [])
+        ]
         by_chunk = {p.chunk_id: p for p in passages}
         citations = []
         for c in data.get("citations", []):
             passage = by_chunk.get(c["chunk_id"]) or Passage(
-                rank=c["n"],
+                rank=c.get("rank", c["n"]),
                 chunk_id=c["chunk_id"],
                 doc_id=c["doc_id"],
                 text=c.get("quote", ""),
@@ -222,6 +246,7 @@ class Answer(BaseModel):
                     quote=c["quote"],
                     supported=c["supported"],
                     also_reported_by=c.get("also_reported_by", []),
+                    rank=c.get("rank", passage.rank),
                 )
             )
         return cls(

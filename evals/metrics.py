@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from assistant.answering.verify import MARKER, Claim, clean_markers, split_claims
-from assistant.text import content_terms, numbers_and_dates, numbers_supported
+from assistant.text import content_terms, numbers_and_dates, numbers_supported, sentence_spans
 from assistant.types import says_abstain
 from evals.stats import mean_ci
 from evals.stats import percentile as percentile  # re-exported: cost and latency metrics
@@ -191,6 +191,18 @@ def answer_recall(response: str, answers: Sequence[str]) -> Score:
     if isinstance(needles, Score):
         return needles
     return Score.of(float(_contains(normalize_answer(response), needles)))
+
+
+def answer_first(response: str, answers: Sequence[str]) -> Score:
+    """1 if a normalised answer occurs in the response's first sentence (citation markers
+    removed): the answer leads instead of being buried in the evidence. NA without answers."""
+    needles = _normalised_answers(answers)
+    if isinstance(needles, Score):
+        return needles
+    text = MARKER.sub("", response).strip()
+    spans = sentence_spans(text)
+    first = text[spans[0][0] : spans[0][1]] if spans else text
+    return Score.of(float(_contains(normalize_answer(first), needles)))
 
 
 def _choice_key(s: str) -> str:

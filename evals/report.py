@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from evals import metrics as m
-from evals.dataset import Suite
+from evals.dataset import Suite, is_maximum
 
 STAGES = ("total_ms", "retrieve_ms", "embed_ms", "dense_ms", "bm25_ms", "extract_ms",
           "generate_ms", "verify_ms", "search_ms")  # fmt: skip
 HEADLINE = ("hit_at_5", "mrr_at_10", "ndcg_at_10", "answer_bearing_at_5", "answer_recall",
-            "choice_accuracy", "citation_recall", "citation_precision")  # fmt: skip
+            "answer_first", "choice_accuracy", "citation_recall", "citation_precision")  # fmt: skip
 JUDGED = {"citation_recall", "citation_precision"}
 
 
@@ -108,11 +108,13 @@ def markdown(summary: dict[str, Any]) -> str:
     for name, a in summary["metrics"].items():
         ci = f"{_fmt(a['ci_low'])}–{_fmt(a['ci_high'])}" if a["ci_low"] is not None else "–"
         judge = f" ({a['judge']})" if "judge" in a else ""
+        if is_maximum(name):
+            judge += " ↓ lower is better"
         lines.append(f"| {name}{judge} | {_fmt(a['mean'])} | {ci} | {a['n']} | {a['n_na']} | "
                      f"{a['n_error']} |")  # fmt: skip
     lines += ["", "| abstention | value |", "| --- | --- |"]
     lines += [f"| {k} | {_fmt(v.get('value'))} |" for k, v in summary["abstention"].items()]
-    lines += ["", "| latency | p50 ms | p95 ms |", "| --- | --- | --- |"]
+    lines += ["", "| latency (lower is better) | p50 ms | p95 ms |", "| --- | --- | --- |"]
     lines += [f"| {k} | {_fmt(v['p50'], 1)} | {_fmt(v['p95'], 1)} |"
               for k, v in summary["latency_ms"].items()]  # fmt: skip
     usage = summary["usage"]
@@ -196,7 +198,8 @@ def _worst(records: list[dict[str, Any]], n: int = 10) -> str:
         out.append(
             f"<details><summary>{html.escape(r['id'])}: {html.escape(r['question'])}</summary>"
             f"<p><b>expected</b>: {html.escape(_expected(r))}"
-            f" · <b>error</b>: {html.escape(str(r.get('error')))}</p>"
+            + (f" · <b>error</b>: {html.escape(str(r['error']))}" if r.get("error") else "")
+            + "</p>"
             f"<pre>{html.escape(str(r.get('answer', '')))}</pre><ol>{passages}</ol></details>"
         )
     return "".join(out)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import prompts
+from assistant.answering.numbering import to_passage_markers
 from assistant.answering.verdicts import cache_root
 from assistant.desk import Desk
 from assistant.settings import Settings, load_settings
@@ -118,16 +119,22 @@ def _answer_scores(
     scores["answer_recall"] = (
         m.Score.na() if recall_na else m.answer_recall(answer.text, case.answers)
     )
+    scores["answer_first"] = (
+        m.Score.na() if recall_na else m.answer_first(answer.text, case.answers)
+    )
     scores["choice_accuracy"] = (
         m.choice_accuracy(answer.choice, case.answers)
         if case.choices and answerable
         else m.Score.na()
     )
     texts = [p.text for p in answer.passages]
-    cited = m.citation_scores(answer.text, texts, judge)
+    # the passage-level metrics read markers as passage ranks ([n] = passages[n-1]); the
+    # reader's markers are one number per article (README), so score the rank-marked text
+    ranked = passage_marked(answer)
+    cited = m.citation_scores(ranked, texts, judge)
     scores["citation_recall"] = cited.recall
     scores["citation_precision"] = cited.precision
-    audit = m.audit_answer(answer.text, len(texts), texts)
+    audit = m.audit_answer(ranked, len(texts), texts)
     if answer.abstained:
         for name in ("uncited_factual", "out_of_range", "numbers_missing"):
             scores[name] = m.Score.na()
@@ -137,11 +144,16 @@ def _answer_scores(
         scores["numbers_missing"] = m.Score.of(audit.numbers_missing)
     if offline is not None:
         # raw_text: the model's reply before verification (None in extractive mode)
-        shown = m.delivered_scores(answer.text, raw_text_of(answer), texts, offline)
+        shown = m.delivered_scores(ranked, raw_text_of(answer), texts, offline)
         scores["unsupported_delivered"] = shown.unsupported
         scores["unsupported_delivered_rate"] = shown.unsupported_rate
         scores["supported_kept"] = shown.supported_kept
     return scores
+
+
+def passage_marked(answer: Answer) -> str:
+    """The answer with citation markers as passage ranks."""
+    return answer.ranked_text or to_passage_markers(answer.text, answer.citations)
 
 
 def raw_text_of(answer: Answer) -> str | None:
@@ -324,4 +336,11 @@ def per_case_values(records: list[dict[str, Any]]) -> dict[str, dict[str, float 
         for stage in ("total_ms",):
             if r.get("timings", {}).get(stage) is not None:
                 out[stage][r["id"]] = r["timings"][stage]
+        if r.get("error") or "abstained" not in r:
+            continue
+        # the abstention metrics, case by case: each is defined on its own subset of cases
+        abstained, must = bool(r["abstained"]), bool(r.get("must_abstain"))
+        out["abstain_recall"][r["id"]] = float(abstained) if must else None
+        out["answered_precision"][r["id"]] = float(not must) if not abstained else None
+        out["answer_rate"][r["id"]] = float(not abstained) if not must else None
     return dict(out)

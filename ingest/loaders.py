@@ -226,8 +226,45 @@ def load_text(path: Path) -> Article:
     meta, body = _front_matter(text)
     if path.suffix.lower() in {".md", ".markdown"}:
         heading, body = _strip_markdown(body)
-        meta.setdefault("title", heading)
+        if heading:
+            meta.setdefault("title", heading)
+    if not meta.get("title"):
+        # a plain file: its first line is the title when it reads as a headline, else the
+        # file name ("china-mediation-article.txt" → "China mediation article")
+        headline, rest = _headline(body)
+        if headline:
+            meta["title"], body = headline, rest
+        else:
+            meta["title"] = _title_from_name(path)
     return _article(path, body, meta, notes=[note] if note else None)
+
+
+_HEADLINE_END = re.compile(r"[.,;:]$")
+
+
+def _headline(body: str) -> tuple[str, str]:
+    """(first line, the rest) when the first line looks like a headline: one short line, no
+    closing full stop, followed by more text; else ("", body)."""
+    stripped = body.lstrip()
+    first, newline, rest = stripped.partition("\n")
+    first = first.strip()
+    words = first.split()
+    if (
+        newline
+        and rest.strip()
+        and 1 <= len(words) <= 25
+        and len(first) <= 200
+        and not _HEADLINE_END.search(first)
+        and (first[:1].isupper() or first[:1].isdigit() or not first[:1].isalpha())
+    ):
+        return first, rest
+    return "", body
+
+
+def _title_from_name(path: Path) -> str:
+    name = path.name.split(".")[0].replace("_", " ").replace("-", " ").strip()
+    name = " ".join(name.split())
+    return name[:1].upper() + name[1:] if name else ""
 
 
 def load_html(path: Path) -> Article:

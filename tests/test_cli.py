@@ -11,9 +11,12 @@ import pytest
 from assistant.surfaces.cli import main
 from tests.conftest import EXAMPLES
 
-PASSAGE_KEYS = {"rank", "doc_id", "chunk_id", "score", "title", "source", "published_at", "text"}
+PASSAGE_KEYS = {
+    "rank", "doc_id", "chunk_id", "score", "title", "source", "location", "published_at", "text",
+}  # fmt: skip
 CITATION_KEYS = {
-    "n", "doc_id", "chunk_id", "title", "source", "published_at", "quote", "supported",
+    "n", "rank", "doc_id", "chunk_id", "title", "source", "location", "published_at", "quote",
+    "supported",
 }  # fmt: skip
 CHINA_DOCS_HINT = ("china", "beijing", "wang yi", "xi ", "mediat")
 
@@ -39,7 +42,7 @@ def test_ingest_summary_and_rerun_embeds_nothing(
     code, out, _ = run(capsys, "ingest", str(ingested), "--json")
     assert code == 0
     report = json.loads(out)
-    assert report["added"] == 0 and report["unchanged"] == 10 and report["chunks"] == 0
+    assert report["added"] == 0 and report["unchanged"] == 11 and report["chunks"] == 0
 
 
 def test_ask_json_contract_extractive(capsys: pytest.CaptureFixture[str], ingested: Path) -> None:
@@ -52,7 +55,7 @@ def test_ask_json_contract_extractive(capsys: pytest.CaptureFixture[str], ingest
     assert data["citations"], "an answerable question must cite passages"
     for c in data["citations"]:
         assert c.keys() >= CITATION_KEYS
-        passage = next(p for p in data["passages"] if p["rank"] == c["n"])
+        passage = next(p for p in data["passages"] if p["rank"] == c["rank"])
         assert passage["chunk_id"] == c["chunk_id"]
         assert c["quote"].split(" … ")[0] in passage["text"]
         assert f"[{c['n']}]" in data["answer"]
@@ -135,7 +138,7 @@ def test_search_json_and_filters(capsys: pytest.CaptureFixture[str], ingested: P
 def test_stats_json(capsys: pytest.CaptureFixture[str], ingested: Path) -> None:
     code, out, _ = run(capsys, "stats", "--json")
     data = json.loads(out)
-    assert code == 0 and data["documents"] == 10 and data["chunks"] > 10
+    assert code == 0 and data["documents"] == 11 and data["chunks"] > 11
     assert data["collection"] == "news" and data["embedder"] == "all-MiniLM-L6-v2-onnx-int8"
 
 

@@ -245,7 +245,7 @@ def test_examples_manifest_pins_what_the_numbers_depend_on(examples_run: GateRun
     assert man.keys() >= MANIFEST_KEYS
     assert man["suite"] == "examples"
     assert HEX16.match(man["suite_hash"]) and HEX16.match(man["dataset_hash"])
-    assert re.match(r"^[0-9a-f]{16}:10docs$", man["corpus"]), man["corpus"]
+    assert re.match(r"^[0-9a-f]{16}:11docs$", man["corpus"]), man["corpus"]
     assert man["embedder"] and man["chunker"]
     assert man["mode"] == "extractive" and man["llm_model"] is None
     assert man["judge"] == "offline-proxy"
@@ -262,8 +262,8 @@ def test_examples_metrics_carry_coverage_ci_and_judge(examples_run: GateRun) -> 
     records = results(examples_run.out)
     metrics = summary["metrics"]
     expected = {"hit_at_1", "hit_at_5", "hit_at_10", "recall_at_10", "mrr_at_10", "ndcg_at_10",
-                "answer_bearing_at_5", "answer_recall", "choice_accuracy", "exact_match",
-                "token_f1", *CITATION_METRICS, "uncited_factual", "out_of_range",
+                "answer_bearing_at_5", "answer_first", "answer_recall", "choice_accuracy",
+                "exact_match", "token_f1", *CITATION_METRICS, "uncited_factual", "out_of_range",
                 "numbers_missing", "unsupported_delivered", "unsupported_delivered_rate",
                 "supported_kept"}  # fmt: skip
     assert set(metrics) == expected

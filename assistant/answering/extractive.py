@@ -1,9 +1,9 @@
 """Extractive answers: the evidence sentences that best answer the question, cited, no LLM.
 
 Sentences from the retrieved passages are scored by embedding similarity to the question plus
-the share of the question's content words they contain, then picked greedily with a penalty for
-repeating what is already picked (MMR) and at most two per article. The brief groups them by
-article, in the article's own order, and names the speaker when a sentence is a quote.
+the share of the question's content words they contain (``score_sentences``). The answer
+(``lead.build``) then leads with the sentence that answers what was asked, followed by the
+supporting sentences.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from assistant.answering.sentvec import SentenceVectors
 from assistant.text import content_terms, overlap
-from assistant.types import Citation, Passage
+from assistant.types import Passage
 
 NOTICE = "Extractive answer: quoted from your articles; no language model was used."
 _SAID = r"(?:said|says|told|added|wrote|argued|noted|warned|insisted|stated|declared)"
@@ -36,6 +36,13 @@ class Evidence:
     score: float
     speaker: str = ""
     vector: np.ndarray | None = None
+    index: int = 0  # the sentence's position among its passage's sentences
+    spans: tuple[tuple[int, int], ...] = ()  # all sentence spans of the passage
+
+    @property
+    def offset(self) -> int:
+        """Where the sentence starts in its article (overlapping chunks share offsets)."""
+        return self.passage.start + self.start
 
     @property
     def text(self) -> str:
@@ -68,63 +75,9 @@ def score_sentences(
             following = p.text[spans[i + 1][0] : spans[i + 1][1]] if i + 1 < len(spans) else ""
             lexical = overlap(q_terms, content_terms(p.text[a:b] + " " + p.title))
             score = 0.6 * float(vecs[i] @ qvec) + 0.4 * lexical + 0.03 / max(p.rank, 1)
-            items.append(Evidence(p, a, b, score, speaker_of(p.text[a:b], following), vecs[i]))
+            items.append(
+                Evidence(
+                    p, a, b, score, speaker_of(p.text[a:b], following), vecs[i], i, tuple(spans)
+                )
+            )
     return sorted(items, key=lambda e: -e.score)
-
-
-def select(
-    scored: list[Evidence], max_sentences: int = 5, per_article: int = 2, lam: float = 0.75
-) -> list[Evidence]:
-    if not scored:
-        return []
-    floor = max(0.6 * scored[0].score, 0.2)
-    pool = [e for e in scored if e.score >= floor]
-    picked: list[Evidence] = []
-    per_doc: dict[str, int] = {}
-    while pool and len(picked) < max_sentences:
-
-        def mmr(e: Evidence) -> float:
-            if not picked:
-                return e.score
-            return lam * e.score - (1 - lam) * _redundancy(e, picked)
-
-        best = max(pool, key=mmr)
-        pool.remove(best)
-        if per_doc.get(best.passage.doc_id, 0) >= per_article:
-            continue
-        if picked and _redundancy(best, picked) > 0.9:
-            continue  # near-duplicate (overlapping chunks, syndicated copies)
-        picked.append(best)
-        per_doc[best.passage.doc_id] = per_doc.get(best.passage.doc_id, 0) + 1
-    if len(picked) < min(3, len(scored)):  # thin evidence: top up to three sentences
-        picked += [e for e in scored if e not in picked][: 3 - len(picked)]
-    return picked
-
-
-def _redundancy(e: Evidence, picked: list[Evidence]) -> float:
-    return max(float(np.dot(e.vector, p.vector)) for p in picked)  # type: ignore[arg-type]
-
-
-def compose(picked: list[Evidence]) -> tuple[str, list[Citation]]:
-    """The brief: one block per article (best article first), sentences in article order."""
-    groups: dict[str, list[Evidence]] = {}
-    for e in picked:
-        groups.setdefault(e.passage.doc_id, []).append(e)
-    lines: list[str] = []
-    citations: dict[int, Citation] = {}
-    best_score: dict[int, float] = {}
-    for items in groups.values():
-        p = items[0].passage
-        header = " · ".join(x for x in (p.source, p.published_at[:10]) if x)
-        lines.append(f"{p.title or 'Untitled article'}" + (f" ({header})" if header else ""))
-        for e in sorted(items, key=lambda e: e.passage.start + e.start):
-            n = e.passage.rank
-            quoted = any(q in e.text for q in _QUOTES)
-            said = f" — {e.speaker}" if e.speaker and quoted else ""
-            lines.append(f"- {e.text}{said} [{n}]")
-            # the quote is the best-scoring sentence taken from that passage, verbatim
-            if n not in citations or e.score > best_score[n]:
-                citations[n] = Citation(n=n, passage=e.passage, quote=e.text, supported=True)
-                best_score[n] = e.score
-        lines.append("")
-    return "\n".join(lines).strip(), [citations[n] for n in sorted(citations)]

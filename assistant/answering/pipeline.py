@@ -10,6 +10,7 @@ pipeline object itself is shared by every thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from datetime import date
 from typing import Any
 
 from assistant import prompts
-from assistant.answering import timeline, when
+from assistant.answering import constraints, lead, numbering, timeline, when
 from assistant.answering.choice import choose_extractive, parse_choice
 from assistant.answering.condense import accept_rewrite, naive_condense
 from assistant.answering.context import (
@@ -29,7 +30,8 @@ from assistant.answering.context import (
     format_passages,
 )
 from assistant.answering.entail import make_entailment
-from assistant.answering.extractive import NOTICE, Evidence, compose, score_sentences, select
+from assistant.answering.extractive import NOTICE, Evidence, score_sentences
+from assistant.answering.question import Shape, shape
 from assistant.answering.verify import SupportChecker, Verified, verify_answer
 from assistant.errors import LLMError
 from assistant.index.lexical import LexicalIndex
@@ -89,6 +91,8 @@ class Run:
     filters: Filters = field(default_factory=Filters)  # as asked, as-of date and window applied
     timeframe: Timeframe | None = None  # the window the question's words asked for
     timeline: bool = False
+    shape: Shape | None = None  # what the standalone question asks for
+    coverage: constraints.Coverage | None = None  # the articles that meet its constraints
 
     def account(self, info: CallInfo) -> None:
         """Add a finished call's tokens; unreported tokens make the usage unknown."""
@@ -133,6 +137,13 @@ class AnswerPipeline:
             yield TextDelta(text=ABSTAIN_TEXT)
             yield Final(answer=self._finish(run, self._abstention(run)))
             return
+        if not self._constraints_met(run):
+            assert run.coverage is not None
+            why = run.coverage.explain()
+            yield Notice(kind="abstain", text=why)
+            yield TextDelta(text=f"{ABSTAIN_TEXT} {why}")
+            yield Final(answer=self._finish(run, self._abstention(run, why)))
+            return
         if run.use_llm:
             answer = yield from self._generate(run)
             if answer is not None:
@@ -172,7 +183,7 @@ class AnswerPipeline:
         request = run.request
         # with options to choose from, the evidence sought is about the options too
         query = " ".join([run.standalone, *request.choices])
-        holds = lambda f: self.search.holds(f, lexical)  # noqa: E731
+        holds = functools.partial(self.search.holds, lexical=lexical)
         run.filters, run.timeframe = when.apply(
             run.standalone, request.filters, date.today(), holds
         )
@@ -205,6 +216,14 @@ class AnswerPipeline:
         if not enough:
             log.info("abstaining: %s", relevance)
         return enough
+
+    def _constraints_met(self, run: Run) -> bool:
+        """Near misses: some retrieved article must name what the question names."""
+        run.shape = shape(run.standalone)
+        run.coverage = constraints.check(run.shape, run.standalone, run.passages)
+        if not run.coverage.met:
+            log.info("abstaining (near miss): %s", run.coverage.missing)
+        return run.coverage.met
 
     def _generate(self, run: Run) -> Generator[Event, None, Answer | None]:
         """The LLM's answer, citations checked; ``None`` after a failure (then extractive)."""
@@ -267,10 +286,16 @@ class AnswerPipeline:
 
     def _extract(self, run: Run) -> Answer:
         t = time.perf_counter()
-        picked = select(self._evidence(run))
-        text, citations = (timeline.compose_timeline if run.timeline else compose)(picked)
+        if run.timeline:  # evidence by date (answering/timeline.py)
+            text, citations = timeline.compose_timeline(self._evidence(run))
+        else:
+            allowed = run.coverage.satisfying if run.coverage else None
+            question_shape = run.shape or shape(run.standalone)
+            text, citations = lead.build(
+                run.standalone, question_shape, self._evidence(run), allowed
+            )
         run.timings["extract_ms"] = (time.perf_counter() - t) * 1e3
-        if not picked:
+        if not citations:
             return self._abstention(run)
         notice = f"{run.notice} {NOTICE}".strip()
         return self._answer(run, text, "extractive", citations, notice)
@@ -296,25 +321,30 @@ class AnswerPipeline:
         return run.evidence
 
     def _answer(self, run: Run, text: str, mode: str, citations: Any, notice: str) -> Answer:
+        """Markers in ``text`` are passage ranks; the reader sees one number per article."""
+        shown, numbered = numbering.by_article(text, citations)
         return Answer(
             question=run.request.question,
-            text=text,
+            text=shown,
             mode=mode,  # type: ignore[arg-type]
             abstained=False,
-            citations=citations,
+            citations=numbered,
             passages=run.passages,
             notice=notice,
+            ranked_text=text,
         )
 
-    def _abstention(self, run: Run) -> Answer:
-        """Cites nothing; the passages that were looked at are still reported."""
+    def _abstention(self, run: Run, why: str = "") -> Answer:
+        """Cites nothing; the passages that were looked at are still reported. ``why``: one
+        line on what the articles cover instead (a near miss)."""
+        notice = run.notice.strip().rstrip(";")
         return Answer(
             question=run.request.question,
-            text=ABSTAIN_TEXT,
+            text=f"{ABSTAIN_TEXT} {why}".strip(),
             mode="llm" if run.use_llm else "extractive",
             abstained=True,
             passages=run.passages,
-            notice=run.notice.strip().rstrip(";"),
+            notice=notice,
         )
 
     def _choose(self, run: Run) -> str:

@@ -3,9 +3,9 @@ question asked for, how far apart the cited articles are, and which other outlet
 cited story.
 
 A timeline answer orders its evidence by publication date, oldest first, one line per
-sentence with its date and outlet. In extractive mode it is composed here from the sentences
-the extractive picker chose (``extractive.select``; the brief's own layout is left to
-``extractive.compose``); in LLM mode the passages go to the model oldest first, and the
+sentence with its date and outlet. In extractive mode it is composed here from the scored
+evidence sentences (``extractive.score_sentences``; the usual answer's layout is left to the
+extractive modules); in LLM mode the passages go to the model oldest first, and the
 question asks for a dated list.
 """
 
@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from assistant.answering.extractive import Evidence, compose
+import numpy as np
+
+from assistant.answering.extractive import Evidence
 from assistant.index.lexical import LexicalIndex
 from assistant.types import Answer, Citation, Passage, Timeframe
 
@@ -52,20 +54,50 @@ def by_date(passages: list[Passage]) -> list[Passage]:
     return sorted(passages, key=lambda p: (published(p) or _UNDATED, p.rank))
 
 
-def compose_timeline(picked: list[Evidence]) -> tuple[str, list[Citation]]:
-    """The extractive timeline: each picked sentence on its date's line, oldest first."""
-    _, citations = compose(picked)  # citations (one per passage, best sentence) as ever
+def compose_timeline(
+    scored: list[Evidence], max_lines: int = 6, per_story: int = 2
+) -> tuple[str, list[Citation]]:
+    """The extractive timeline: the best evidence sentences (``extractive.score_sentences``,
+    best first; at most ``per_story`` of one story, no sentence twice), each on its date's
+    line, oldest first. Markers are passage ranks; one citation per passage, quoting its best
+    sentence."""
+    if not scored:
+        return "", []
+    floor = max(0.6 * scored[0].score, 0.2)
+    picked: list[Evidence] = []
+    per: dict[str, int] = {}
+    seen: set[tuple[str, int]] = set()
+    for e in scored:
+        if e.score < floor or len(picked) == max_lines:
+            break
+        story = e.passage.story_id or e.passage.doc_id
+        where = (e.passage.doc_id, e.passage.start + e.start)
+        if per.get(story, 0) >= per_story or where in seen or _repeats(e, picked):
+            continue
+        picked.append(e)
+        seen.add(where)
+        per[story] = per.get(story, 0) + 1
+    citations: dict[int, Citation] = {}
+    for e in picked:  # best first: the first sentence of a passage is its quote
+        rank = e.passage.rank
+        citations.setdefault(rank, Citation(n=rank, passage=e.passage, quote=e.text))
     ordered = sorted(
-        picked,
-        key=lambda e: (published(e.passage) or _UNDATED, e.passage.start + e.start),
+        picked, key=lambda e: (published(e.passage) or _UNDATED, e.passage.start + e.start)
     )
     lines = []
     for e in ordered:
         p = e.passage
-        where = " · ".join(x for x in (p.source, p.title or "") if x)
-        head = f"{show_date(published(p))}" + (f" ({where})" if where else "")
+        where_from = " · ".join(x for x in (p.source, p.title) if x)
+        head = show_date(published(p)) + (f" ({where_from})" if where_from else "")
         lines.append(f"- {head}: {e.text} [{p.rank}]")
-    return "\n".join(lines), citations
+    return "\n".join(lines), [citations[n] for n in sorted(citations)]
+
+
+def _repeats(e: Evidence, picked: list[Evidence]) -> bool:
+    """A near-copy of a sentence already picked (another outlet's copy of it)."""
+    if e.vector is None:
+        return False
+    return any(p.vector is not None and float(np.dot(e.vector, p.vector)) > 0.9 for p in picked)
 
 
 def span_note(citations: list[Citation]) -> str:

@@ -32,7 +32,7 @@ import numpy as np
 from assistant.index.schema import NO_TIMESTAMP, CompiledFilters
 from assistant.index.store import Store, StoredChunk
 from assistant.settings import Settings
-from assistant.text import STOPWORDS
+from assistant.text import STOPWORDS, canonical_months
 
 log = logging.getLogger(__name__)
 _STOP = sorted(STOPWORDS - {"new"})
@@ -142,10 +142,10 @@ class LexicalIndex:
     def coverage(self, query: str, texts: list[str]) -> float:
         """IDF-weighted share of the query's terms that occur in ``texts``. Rare terms (names,
         places) weigh most; a term the corpus has never seen weighs most of all."""
-        wanted = set(terms(query))
+        wanted = set(terms(canonical_months(query)))
         if not wanted:
             return 0.0
-        present = set(terms("\n".join(texts)))
+        present = set(terms(canonical_months("\n".join(texts))))
         weight = {t: math.log(1 + self.size / (1 + self.doc_freq(t))) for t in wanted}
         total = sum(weight.values())
         return sum(weight[t] for t in wanted & present) / total if total else 0.0

@@ -66,6 +66,7 @@ def to_passage(chunk: StoredChunk, dense: float, score: float, lexical: float) -
         source=meta.source,
         url=meta.url,
         author=meta.author,
+        path=meta.path,
         published_at=meta.published_at,
         start=meta.start,
         end=meta.end,

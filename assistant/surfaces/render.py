@@ -25,14 +25,20 @@ def render_answer(console: Console, answer: Answer) -> None:
     if answer.citations:
         console.print()
         console.print("[bold]Sources[/bold]")
-        for c in answer.citations:
-            mark = "" if c.supported else " [red](claim not supported by this passage)[/red]"
+        shown: set[int] = set()
+        for c in answer.citations:  # one line per article number, however many passages
+            if c.n in shown:
+                continue
+            shown.add(c.n)
+            same = [x for x in answer.citations if x.n == c.n]
+            ok = all(x.supported for x in same)
+            mark = "" if ok else " [red](claim not supported by this passage)[/red]"
             console.print(_source_line(c.n, c.passage) + mark)
             if c.also_reported_by:
                 also = escape(", ".join(c.also_reported_by))
                 console.print(f"    [dim]also reported by {also}[/dim]")
-            if c.passage.url:
-                console.print(f"    [dim]{escape(c.passage.url)}[/dim]")
+            if c.passage.location:
+                console.print(f"    [dim]{escape(c.passage.location)}[/dim]")
     console.print(
         f"[dim]{answer.mode} · {len(answer.passages)} passages · "
         f"{answer.timings.get('total_ms', 0):.0f} ms[/dim]"
