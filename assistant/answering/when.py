@@ -161,6 +161,7 @@ def _explicit(question: str, as_of: date) -> tuple[date, date, str] | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def resolve(question: str, as_of: date) -> Timeframe | None:
     """The publication dates the question's words ask for, or None when they ask for none:
     the days they name, plus :data:`REPORTING_DAYS` after (news of a day is printed the day
