@@ -50,7 +50,7 @@ _PREPOSITION = re.compile(
 )
 _NAMED = re.compile(r"\b(" + "|".join(_MONTHS + _WEEKDAYS) + r")\b", re.IGNORECASE)
 _SINCE = re.compile(r"\bsince\s*$", re.IGNORECASE)
-REPORTING_DAYS = 2  # a day's events are reported up to this many days later
+REPORTING_DAYS = 2  # a period's last events are reported up to this many days after it
 
 
 def _month_end(day: date) -> date:
@@ -163,9 +163,12 @@ def _explicit(question: str, as_of: date) -> tuple[date, date, str] | None:
 
 @lru_cache(maxsize=4096)
 def resolve(question: str, as_of: date) -> Timeframe | None:
-    """The publication dates the question's words ask for, or None when they ask for none:
-    the days they name, plus :data:`REPORTING_DAYS` after (news of a day is printed the day
-    after), never past ``as_of``."""
+    """The publication dates the question's words ask for, or None when they ask for none.
+
+    A named day ("on March 10", "on Tuesday", "yesterday") is when something happened: its
+    news is printed that day or any day after, so the window runs from it to ``as_of``. A
+    named period ("last week", "in March", "in 2020") runs to its end plus
+    :data:`REPORTING_DAYS`. Never past ``as_of``."""
     window: tuple[date, date, str] | None = None
     match = _RELATIVE.search(question)
     if match:
@@ -176,7 +179,7 @@ def resolve(question: str, as_of: date) -> Timeframe | None:
     if window is None:
         return None
     since, until, phrase = window
-    until = min(until + timedelta(days=REPORTING_DAYS), as_of)
+    until = as_of if since == until else min(until + timedelta(days=REPORTING_DAYS), as_of)
     if since > until:
         return None
     return Timeframe(since=since, until=until, phrase=phrase)
