@@ -51,6 +51,13 @@ def _ts(day: str) -> int:
 # title, source, url, author, published_at (date part) for every example document, keyed by
 # file name (or JSONL id).
 EXPECTED_META: dict[str, tuple[str, str, str, str, str]] = {
+    "vellmark-tram-extension.txt": (
+        "Vellmark council approves eastern tram extension after six-hour debate",
+        "Vellmark Courier",
+        "https://vellmark-courier.test/city/2022/03/11/tram-extension-approved",
+        "Noor Abdi",
+        "2022-03-11",
+    ),
     "analysis-can-china-broker-peace.html": (
         "Analysis: Everyone wants Beijing to broker peace. Beijing is in no hurry",
         "Global Affairs Review",
@@ -392,11 +399,11 @@ def small_corpus(tmp_path: Path) -> Path:
 def test_examples_ingest_counts(examples: Ingested) -> None:
     report = examples.report
     assert report.skipped == [] and report.exit_code == 0
-    assert report.files == 8
-    assert (report.added, report.updated, report.unchanged, report.removed) == (10, 0, 0, 0)
+    assert report.files == 9
+    assert (report.added, report.updated, report.unchanged, report.removed) == (11, 0, 0, 0)
     assert report.chunks > 0
     assert report.chunks == len(examples.chunks) == examples.store.count()
-    assert len(by_doc(examples.chunks)) == 10
+    assert len(by_doc(examples.chunks)) == 11
     assert examples.store.manifest()["embedder"] == MINILM
     assert examples.store.manifest()["chunker"] == chunker_id(230, 30)
     assert lexical_current(examples.settings, examples.store)
@@ -408,7 +415,7 @@ def test_examples_doc_ids(examples: Ingested) -> None:
     for path in examples.folder.iterdir():
         if path.suffix != ".jsonl":
             assert path_doc_id(path) in docs, path.name
-    assert len(docs) == len(WIRE_IDS) + 7
+    assert len(docs) == len(WIRE_IDS) + 8
 
 
 def test_examples_metadata(examples: Ingested) -> None:
@@ -562,7 +569,7 @@ def test_reingest_unchanged_embeds_nothing(examples: Ingested) -> None:
     )
     assert report.skipped == [] and report.exit_code == 0
     assert (report.added, report.updated, report.removed, report.chunks) == (0, 0, 0, 0)
-    assert report.unchanged == 10
+    assert report.unchanged == 11
     after = sorted((c.chunk_id, c.metadata["content_hash"]) for c in examples.store.iter_chunks())
     assert after == before
     assert lexical_current(examples.settings, examples.store)

@@ -31,6 +31,7 @@ from assistant.text import content_terms, overlap, sentence_spans, stemmer
 from assistant.types import Citation
 
 MAX_SENTENCES = 5
+TOPIC = 0.2  # support must carry this much of the question's own terms (rarity-weighted)
 PER_ARTICLE = 3
 SUPPORT_HEADER = "Also in the articles:"
 
@@ -131,10 +132,10 @@ def _quantity_fit(text: str, question: str) -> float:
         return 0.0
     if re.search(r"\bby how much\b", question, re.IGNORECASE):
         return 1.0 if _BY_AMOUNT.search(undated) else 0.4
-    if _MONEY_ASKED.search(question):
-        return 1.0 if _MONEY.search(undated) else 0.3
     if re.search(r"\b(?:share|percentage|proportion|per ?cent)\b", question, re.IGNORECASE):
         return 1.0 if re.search(r"%|\bper ?cent\b", undated, re.IGNORECASE) else 0.3
+    if _MONEY_ASKED.search(question):
+        return 1.0 if _MONEY.search(undated) else 0.3
     counted = re.search(r"\bhow many\s+(\w+)", question, re.IGNORECASE)
     if counted:
         # "how many stops" wants a number a few words before "stops"
@@ -191,7 +192,8 @@ def build(
             return fit >= 0.6, score
 
         lead.append(max((_unit(e, kind) for e in candidates), key=lead_score))
-    support = _support(pool, lead, q_terms, floor)
+    on_topic = (q_terms - names) or q_terms
+    support = _support(pool, lead, [e for e in pool if focus.overlap(on_topic, e) >= TOPIC], floor)
     return _compose(lead, support)
 
 
@@ -275,7 +277,9 @@ def _unit(e: Evidence, kind: Kind | None) -> Unit:
     return unit
 
 
-def _support(pool: list[Evidence], lead: list[Unit], q_terms: set[str], floor: float) -> list[Unit]:
+def _support(
+    pool: list[Evidence], lead: list[Unit], on_topic: list[Evidence], floor: float
+) -> list[Unit]:
     picked = [u.main for u in lead]
     used_text = " ".join(u.text() for u in lead)
     per_doc: dict[str, int] = {}
@@ -285,7 +289,7 @@ def _support(pool: list[Evidence], lead: list[Unit], q_terms: set[str], floor: f
     candidates = [
         e for e in pool
         if e.score >= floor and e not in picked and e.text not in used_text
-        and q_terms & set(content_terms(e.text + " " + e.passage.title))
+        and any(e is t for t in on_topic)
     ]  # fmt: skip
     while candidates and len(picked) < MAX_SENTENCES:
         best = max(candidates, key=lambda e: 0.75 * e.score - 0.25 * _redundancy(e, picked))
