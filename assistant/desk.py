@@ -18,12 +18,14 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import date
 from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel
 
+from assistant.answering import when
 from assistant.answering.pipeline import AnswerPipeline, Request
 from assistant.answering.sentvec import SentenceVectors
 from assistant.answering.verify import SupportChecker
@@ -49,6 +51,7 @@ class Stats(BaseModel):
     store: str
     llm: str | None
     generation: int
+    stories: int = 0  # documents grouped into stories (copies of one article count once)
 
 
 class SourceInfo(BaseModel):
@@ -65,6 +68,12 @@ class PassageContext(BaseModel):
     before: str = ""
     after: str = ""
     path: str = ""  # the file it was ingested from
+
+
+def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters | None:
+    if as_of is None:
+        return filters
+    return (filters or Filters()).model_copy(update={"as_of": as_of})
 
 
 def _turns(history: History) -> tuple[Turn, ...]:
@@ -140,16 +149,22 @@ class Desk:
         k: int | None = None,
         extractive: bool | None = None,
         choices: Sequence[str] | None = None,
+        timeline: bool | None = None,
+        as_of: date | None = None,
     ) -> Iterator[Event]:
-        """PassagesFound, then TextDelta/Notice events, then Final with the checked answer."""
+        """PassagesFound, then TextDelta/Notice events, then Final with the checked answer.
+        ``as_of`` (or ``filters.as_of``; default today): nothing published after it is used,
+        and "this week" is read against it. ``timeline``: evidence by date (None: when the
+        question asks how something developed)."""
         lexical = self._ready()
         request = Request(
             question=question.strip(),
             history=_turns(history),
-            filters=self._checked(filters, lexical),
+            filters=self._checked(_with_as_of(filters, as_of), lexical),
             k=k,
             extractive=extractive,
             choices=tuple(choices or ()),
+            timeline=timeline,
         )
         return self.pipeline.run(request, lexical)
 
@@ -162,10 +177,13 @@ class Desk:
         k: int | None = None,
         extractive: bool | None = None,
         choices: Sequence[str] | None = None,
+        timeline: bool | None = None,
+        as_of: date | None = None,
     ) -> Answer:
         events = self.stream(
-            question, history=history, filters=filters, k=k, extractive=extractive, choices=choices
-        )
+            question, history=history, filters=filters, k=k, extractive=extractive,
+            choices=choices, timeline=timeline, as_of=as_of,
+        )  # fmt: skip
         for event in events:
             if isinstance(event, Final):
                 return event.answer
@@ -205,11 +223,30 @@ class Desk:
 
     # -- search, stats, sources --------------------------------------------------------------
     def search(
-        self, query: str, *, filters: Filters | None = None, k: int | None = None
+        self,
+        query: str,
+        *,
+        filters: Filters | None = None,
+        k: int | None = None,
+        as_of: date | None = None,
+        resolve_dates: bool = True,
     ) -> list[Passage]:
+        """Passages for ``query``: as of ``as_of`` (default today), within the window its
+        words name ("this week"), like an answer's (``resolve_dates=False``: the filters as
+        given, e.g. an answer's own window)."""
         lexical = self._ready()
         filters = self._checked(filters, lexical)
-        return self.search_engine.retrieve(query, filters, k, lexical).passages
+        if not resolve_dates:
+            filters = _with_as_of(filters, as_of) or Filters()
+            scoped = filters.model_copy(update={"as_of": filters.as_of or date.today()})
+            return self.search_engine.retrieve(query, scoped, k, lexical).passages
+        scoped, _ = when.apply(
+            query,
+            _with_as_of(filters, as_of),
+            date.today(),
+            lambda f: self.search_engine.holds(f, lexical),
+        )
+        return self.search_engine.retrieve(query, scoped, k, lexical).passages
 
     def _checked(self, filters: Filters | None, lexical: LexicalIndex) -> Filters | None:
         """Filters as stored: the source's own spelling (matched case-insensitively). An
@@ -265,10 +302,12 @@ class Desk:
     def stats(self) -> Stats:
         manifest = self.store.manifest()
         chunks = self.store.count()
-        documents = 0
+        documents = stories = 0
         if chunks:
             generation = int(manifest.get(GENERATION, 0))
-            documents = len(np.unique(self.index.current(generation).doc_ids))
+            current = self.index.current(generation)
+            documents = len(np.unique(current.doc_ids))
+            stories = current.story_count()
         return Stats(
             documents=documents,
             chunks=chunks,
@@ -278,6 +317,7 @@ class Desk:
             store=self.settings.describe_store(),
             llm=self.settings.llm_model if self.settings.llm_configured else None,
             generation=int(manifest.get("generation", 0)),
+            stories=stories,
         )
 
     def sources(self) -> list[SourceInfo]:

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # questions (benchmarks/calibrate.py; numbers in docs/benchmarks.md).
     abstain_min_score: float = Field(default=1.2, ge=0)
     abstain_dense_weight: float = Field(default=1.0, ge=0)
+    # Recency: fused scores are multiplied by a prior on article age (days before the
+    # question's as-of date), fitted by benchmarks/recency.py into
+    # assistant/index/recency_prior.json; recency_weight overrides the fitted weight (0: off).
+    recency_prior: bool = True
+    recency_weight: float | None = Field(default=None, ge=0)
 
     # Language model. OPENAI_API_KEY is read as is (no prefix), like every OpenAI tool does.
     openai_api_key: SecretStr | None = Field(

@@ -33,10 +33,46 @@ class Filters(BaseModel):
     since: date | None = None
     until: date | None = None
     source: str | None = None
+    # the day the question is asked on: nothing published after it is used (None: today);
+    # relative dates in the question ("this week") are read against it
+    as_of: date | None = None
 
     @property
     def active(self) -> bool:
         return self.since is not None or self.until is not None or bool(self.source)
+
+
+class Timeframe(BaseModel):
+    """The date window a question's own words asked for ("this week"), resolved against its
+    as-of date; the answer says it used it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    since: date
+    until: date
+    phrase: str  # the words of the question it was read from
+    applied: bool = True  # False: no article falls in it, so the question was not limited
+
+    @property
+    def label(self) -> str:
+        """E.g. "13–19 March 2022", "28 February – 6 March 2022", "18 March 2022"."""
+        a, b = self.since, self.until
+        if a == b:
+            return f"{a.day} {a:%B %Y}"
+        if (a.year, a.month) == (b.year, b.month):
+            return f"{a.day}–{b.day} {b:%B %Y}"
+        if a.year == b.year:
+            return f"{a.day} {a:%B} – {b.day} {b:%B %Y}"
+        return f"{a.day} {a:%B %Y} – {b.day} {b:%B %Y}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "phrase": self.phrase,
+            "label": self.label,
+            "applied": self.applied,
+        }
 
 
 class Passage(BaseModel):
@@ -56,6 +92,7 @@ class Passage(BaseModel):
     end: int = 0
     dense: float = 0.0  # cosine similarity to the question
     lexical: float = 0.0  # BM25 score, 0 when BM25 did not find it
+    story_id: str = ""  # copies of one story (syndicated, reprinted) share it; "" = doc_id
     path: str = ""  # the file it was ingested from ("" for lines of an archive without one)
 
     @property
@@ -87,6 +124,7 @@ class Citation(BaseModel):
     passage: Passage
     quote: str
     supported: bool = True
+    also_reported_by: list[str] = Field(default_factory=list)  # outlets with copies of it
     rank: int = 0  # 0: the passage's own rank
 
     def model_post_init(self, __context: Any) -> None:
@@ -107,6 +145,7 @@ class Citation(BaseModel):
             "published_at": p.published_at,
             "quote": self.quote,
             "supported": self.supported,
+            "also_reported_by": self.also_reported_by,
         }
 
 
@@ -151,6 +190,8 @@ class Answer(BaseModel):
     choice: str | None = None
     raw_text: str = ""  # LLM mode: the model's reply before verification
     removed: list[RemovedSentence] = Field(default_factory=list)
+    as_of: date | None = None  # the date the question was answered as of
+    timeframe: Timeframe | None = None  # the window the question's words asked for
     # ``text`` with passage-rank markers instead of article numbers (eval metrics; not in the
     # JSON contract, rebuilt from the citations by ``numbering.to_passage_markers``)
     ranked_text: str = ""
@@ -173,6 +214,10 @@ class Answer(BaseModel):
             data["choice"] = self.choice
         if self.mode == "llm":
             data["removed"] = [r.model_dump() for r in self.removed]
+        if self.as_of is not None:
+            data["as_of"] = self.as_of.isoformat()
+        if self.timeframe is not None:
+            data["timeframe"] = self.timeframe.as_json()
         return data
 
     @classmethod
@@ -200,6 +245,7 @@ class Answer(BaseModel):
                     passage=passage,
                     quote=c["quote"],
                     supported=c["supported"],
+                    also_reported_by=c.get("also_reported_by", []),
                     rank=c.get("rank", passage.rank),
                 )
             )
@@ -219,6 +265,8 @@ class Answer(BaseModel):
             standalone_question=data.get("standalone_question", ""),
             choice=data.get("choice"),
             removed=[RemovedSentence.model_validate(r) for r in data.get("removed", [])],
+            as_of=data.get("as_of"),
+            timeframe=data.get("timeframe"),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,16 @@ def run(
     no_date_scope: Annotated[
         bool, typer.Option("--no-date-scope", help="Ignore the suite's date_scope_days.")
     ] = False,
+    date_scope: Annotated[
+        int | None,
+        typer.Option(
+            "--date-scope", min=1, help="Hard window: the N days before each question's date."
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Answer every case as of YYYY-MM-DD (default: asked_on)."),
+    ] = None,
 ) -> None:
     """Run an eval suite and write results.jsonl, summary.json, summary.md, report.html."""
     from evals.dataset import load_suite
@@ -49,6 +60,8 @@ def run(
             weeks=weeks,
             limit=limit,
             no_date_scope=no_date_scope,
+            date_scope=date_scope,
+            as_of=_as_of(as_of),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
         summary = run_suite(loaded, options)
@@ -60,6 +73,17 @@ def run(
             return
         err.print("[red]gate failed:[/red] " + "; ".join(summary["gate"]["failures"]))
         raise typer.Exit(GATE_FAILED)
+
+
+def _as_of(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date like 2022-03-07", param_hint="--as-of"
+        ) from None
 
 
 @app.command("compare")

@@ -45,6 +45,8 @@ class RunOptions:
     limit: int | None = None
     no_date_scope: bool = False
     progress: Progress | None = None
+    date_scope: int | None = None  # a hard window of N days before each question's date
+    as_of: date | None = None  # answer every case as of this date instead of its asked_on
 
 
 def _git_commit() -> str | None:
@@ -173,12 +175,18 @@ def removed_of(answer: Answer) -> list[dict[str, Any]]:
     return out
 
 
-def case_filters(case: Case, scope_days: int | None) -> Filters | None:
-    """A dated question sees the articles of the ``scope_days`` before it was asked."""
-    if not (scope_days and case.asked_on):
+def case_filters(case: Case, scope_days: int | None, as_of: date | None = None) -> Filters | None:
+    """A dated question is answered as of the day it was asked (``as_of`` overrides that);
+    with ``scope_days`` it also sees only the articles of the ``scope_days`` before it."""
+    when = as_of or (date.fromisoformat(case.asked_on) if case.asked_on else None)
+    if when is None:
         return None
+    if not (scope_days and case.asked_on):
+        return Filters(as_of=when)
     asked = date.fromisoformat(case.asked_on)
-    return Filters(since=asked - timedelta(days=scope_days), until=asked + timedelta(days=1))
+    return Filters(
+        since=asked - timedelta(days=scope_days), until=asked + timedelta(days=1), as_of=when
+    )
 
 
 def _run_case(
@@ -197,7 +205,15 @@ def _run_case(
     standalone = answer.standalone_question or case.question
     query = " ".join([standalone, *(case.choices or [])])  # what the answer retrieved with
     search_t = time.perf_counter()
-    ranked = assistant.search(query, filters=filters, k=k)
+    window = answer.timeframe if answer.timeframe and answer.timeframe.applied else None
+    if window is not None:  # the window the answer read from the question, not the options
+        f = filters or Filters()
+        since = max(d for d in (f.since, window.since) if d is not None)
+        until = min(d for d in (f.until, window.until) if d is not None)
+        scoped = f.model_copy(update={"since": since, "until": until})
+        ranked = assistant.search(query, filters=scoped, k=k, resolve_dates=False)
+    else:
+        ranked = assistant.search(query, filters=filters, k=k, resolve_dates=False)
     search_ms = (time.perf_counter() - search_t) * 1e3
     scores = _retrieval_scores(case, [p.doc_id for p in ranked], [p.text for p in ranked])
     scores.update(_answer_scores(case, answer, judge, offline))
@@ -267,7 +283,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
                     "choices": case.choices, "gold_doc_ids": case.gold_doc_ids,
                     "judge": judge.tier}  # fmt: skip
             try:
-                filters = case_filters(case, None if opts.no_date_scope else suite.date_scope_days)
+                scope = opts.date_scope or suite.date_scope_days
+                filters = case_filters(case, None if opts.no_date_scope else scope, opts.as_of)
                 result = _run_case(assistant, case, suite.k, judge, filters, offline)
                 record = {**base, **result, "error": None}
             except Exception as exc:  # one bad case never aborts the run
@@ -292,7 +309,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> dict[str, Any]:
         "verify_with_llm": settings.verify_with_llm and settings.use_llm,
         "prompts": {name: p.sha256 for name, p in prompts.load_all().items()},
         "settings": {k: str(v) for k, v in suite.settings.items()},
-        "date_scope_days": None if opts.no_date_scope else suite.date_scope_days,
+        "date_scope_days": None if opts.no_date_scope else opts.date_scope or suite.date_scope_days,
+        "as_of": opts.as_of.isoformat() if opts.as_of else "asked_on",
         "package_version": _package_version(),
         "git_commit": _git_commit(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -28,6 +28,7 @@ from assistant.errors import EmbedderMismatchError
 from assistant.index.lexical import LexicalStore, SnapshotInvalid
 from assistant.index.locks import writer_lock
 from assistant.index.store import GENERATION, WRITING, DocState, Store
+from assistant.index.stories import StoryIndex, regroup
 from assistant.models.embeddings import MiniLMEmbeddings, embed_array
 from assistant.settings import Settings
 from ingest.chunking import Chunk, chunker_id, iter_chunks
@@ -210,6 +211,7 @@ def _load_and_write(
     chunker: str,
     writer: Writer,
     report: IngestReport,
+    stories: StoryIndex | None = None,
 ) -> tuple[dict[str, str], set[str]]:
     """Read every file, hand changed articles to the writer; returns (ids seen, files read)."""
     seen: dict[str, str] = {}
@@ -236,8 +238,13 @@ def _load_and_write(
             if made is None:
                 continue
             chunks, cut = made
+            story = stories.assign(item.doc_id, item.text) if stories is not None else ""
             writer.add(
-                item, chunks, _cut_chunker(chunker, cap) if cut else chunker, state is not None
+                item,
+                chunks,
+                _cut_chunker(chunker, cap) if cut else chunker,
+                state is not None,
+                story,
             )
             if state is None:
                 report.added += 1
@@ -296,9 +303,13 @@ def _ingest_locked(
     generation = int(manifest.get(GENERATION, 0))
     states = store.doc_states()
     store.set_manifest(**{WRITING: f"pid {os.getpid()}"})
+    stories = StoryIndex.beside(settings, store).load()
+    regrouped = 0
+    if states and not stories.exists:  # stored before stories were grouped (or sketches lost)
+        regrouped = regroup(stories, store)
     writer = Writer(store, progress, _BATCH)
     try:
-        seen, loaded = _load_and_write(files, settings, states, chunker, writer, report)
+        seen, loaded = _load_and_write(files, settings, states, chunker, writer, report, stories)
     except BaseException:
         writer.abort()  # keep what is stored consistent; the next run redoes the rest
         raise
@@ -319,11 +330,13 @@ def _ingest_locked(
             and (state.path in loaded or not path_exists(state.path))
         ]
         store.delete_docs(removed)
+        stories.remove(removed)
         report.removed = len(removed)
+    stories.save()
     if manifest.get("chunker") != chunker or manifest.get("embedder") is None:
         store.set_manifest(chunker=chunker, embedder=store.embedder_id)
     snapshots = LexicalStore.beside(settings, store)
-    changed = bool(report.chunks or report.removed or report.updated or interrupted)
+    changed = bool(report.chunks or report.removed or report.updated or interrupted or regrouped)
     if changed or not _snapshot_ok(snapshots, generation):
         # readers switch to the new generation only once its snapshot is complete
         generation += 1

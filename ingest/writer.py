@@ -29,7 +29,7 @@ Progress = Callable[[int], None]  # called with the number of chunks stored so f
 _MAX_WRITE = 5000  # chunks per Chroma write when the client does not say its limit
 
 
-def _metadata(article: Article, n_chunks: int, chunker: str) -> ChunkMeta:
+def _metadata(article: Article, n_chunks: int, chunker: str, story_id: str = "") -> ChunkMeta:
     """What every chunk of ``article`` records (computed once: the hash reads the whole text)."""
     return ChunkMeta(
         doc_id=article.doc_id,
@@ -46,6 +46,7 @@ def _metadata(article: Article, n_chunks: int, chunker: str) -> ChunkMeta:
         author=article.author,
         published_at=article.published_at,
         published_ts=article.published_ts,
+        story_id=story_id,
     )
 
 
@@ -72,10 +73,12 @@ class Writer:
         self.metas: list[dict[str, Any]] = []
         self.to_delete: list[str] = []
 
-    def add(self, article: Article, chunks: list[Chunk], chunker: str, replace: bool) -> None:
+    def add(
+        self, article: Article, chunks: list[Chunk], chunker: str, replace: bool, story_id: str = ""
+    ) -> None:
         if replace:
             self.to_delete.append(article.doc_id)
-        meta = _metadata(article, len(chunks), chunker)
+        meta = _metadata(article, len(chunks), chunker, story_id)
         title_tokens = count_tokens(article.title) if article.title else 0
         for chunk in chunks:
             self.ids.append(chunk_id(article.doc_id, chunk.index))

@@ -209,10 +209,13 @@ def test_as_json_has_the_documented_shape(extractive: Desk) -> None:
     json.dumps(data)  # serialisable as is
 
     assert data.keys() >= ANSWER_KEYS
-    assert data.keys() - ANSWER_KEYS <= {"notice", "standalone_question", "choice"}
+    assert data.keys() - ANSWER_KEYS <= {
+        "notice", "standalone_question", "choice", "as_of", "timeframe",
+    }  # fmt: skip
     assert data["citations"] and data["passages"]
     for c in data["citations"]:
-        assert c.keys() >= CITATION_KEYS and c.keys() - CITATION_KEYS <= {"url"}
+        assert c.keys() >= CITATION_KEYS
+        assert c.keys() - CITATION_KEYS <= {"url", "also_reported_by"}
         assert isinstance(c["n"], int) and isinstance(c["supported"], bool)
     for p in data["passages"]:
         assert p.keys() >= PASSAGE_KEYS and p.keys() - PASSAGE_KEYS <= {"url"}

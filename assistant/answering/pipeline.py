@@ -10,6 +10,7 @@ pipeline object itself is shared by every thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from datetime import date
 from typing import Any
 
 from assistant import prompts
-from assistant.answering import constraints, lead, numbering
+from assistant.answering import constraints, lead, numbering, timeline, when
 from assistant.answering.choice import choose_extractive, parse_choice
 from assistant.answering.condense import accept_rewrite, naive_condense
 from assistant.answering.context import (
@@ -49,6 +50,7 @@ from assistant.types import (
     PassagesFound,
     RemovedSentence,
     TextDelta,
+    Timeframe,
     Turn,
     Usage,
     says_abstain,
@@ -66,6 +68,7 @@ class Request:
     k: int | None = None
     extractive: bool | None = None  # None: as the settings say
     choices: tuple[str, ...] = ()
+    timeline: bool | None = None  # None: when the question asks how something developed
 
 
 @dataclass
@@ -85,6 +88,9 @@ class Run:
     deadline: float = 0.0  # monotonic time by which every model call must be done
     raw_text: str = ""  # the model's reply, kept on the answer even after a fallback
     removed: list[RemovedSentence] = field(default_factory=list)
+    filters: Filters = field(default_factory=Filters)  # as asked, as-of date and window applied
+    timeframe: Timeframe | None = None  # the window the question's words asked for
+    timeline: bool = False
     shape: Shape | None = None  # what the standalone question asks for
     coverage: constraints.Coverage | None = None  # the articles that meet its constraints
 
@@ -124,6 +130,8 @@ class AnswerPipeline:
         yield from self._condense(run)
         self._retrieve(run, lexical)
         yield PassagesFound(passages=run.passages, standalone_question=run.standalone)
+        if run.timeframe is not None:
+            yield Notice(kind="info", text=timeline.window_note(run.timeframe))
         if not self._relevant(run):
             yield Notice(kind="abstain", text="No passage is relevant enough to answer from.")
             yield TextDelta(text=ABSTAIN_TEXT)
@@ -175,7 +183,13 @@ class AnswerPipeline:
         request = run.request
         # with options to choose from, the evidence sought is about the options too
         query = " ".join([run.standalone, *request.choices])
-        compiled = compile_filters(request.filters)
+        holds = functools.partial(self.search.holds, lexical=lexical)
+        run.filters, run.timeframe = when.apply(
+            run.standalone, request.filters, date.today(), holds
+        )
+        wanted = request.timeline
+        run.timeline = timeline.wants_timeline(run.standalone) if wanted is None else wanted
+        compiled = compile_filters(run.filters)
         found = self.search.candidates(query, compiled, lexical=lexical)
         pool = found.passages
         previous = request.history[-1].answer if request.history else None
@@ -215,9 +229,12 @@ class AnswerPipeline:
         """The LLM's answer, citations checked; ``None`` after a failure (then extractive)."""
         t = time.perf_counter()
         model = self.settings.llm_model
+        question = run.standalone
+        if run.timeline:
+            question = f"{question}\n{timeline.LLM_INSTRUCTION}"
         values = {
-            "question": run.standalone,
-            "today": date.today().isoformat(),
+            "question": question,
+            "today": (run.filters.as_of or date.today()).isoformat(),
             "abstain_text": ABSTAIN_TEXT,
             "passages": "",
         }
@@ -225,6 +242,8 @@ class AnswerPipeline:
         fixed = count_tokens(prompt.render(**values), model) + _FRAME_TOKENS
         budget = self.settings.llm_context_tokens - self.settings.llm_max_tokens - fixed
         shown = fit_passages(run.passages, budget, model)
+        if run.timeline:
+            shown = timeline.by_date(shown)
         if len(shown) < len(run.passages):
             log.info("context budget: %d of %d passages sent", len(shown), len(run.passages))
         messages = prompt.messages(**{**values, "passages": format_passages(shown)})
@@ -267,9 +286,14 @@ class AnswerPipeline:
 
     def _extract(self, run: Run) -> Answer:
         t = time.perf_counter()
-        allowed = run.coverage.satisfying if run.coverage else None
-        question_shape = run.shape or shape(run.standalone)
-        text, citations = lead.build(run.standalone, question_shape, self._evidence(run), allowed)
+        if run.timeline:  # evidence by date (answering/timeline.py)
+            text, citations = timeline.compose_timeline(self._evidence(run))
+        else:
+            allowed = run.coverage.satisfying if run.coverage else None
+            question_shape = run.shape or shape(run.standalone)
+            text, citations = lead.build(
+                run.standalone, question_shape, self._evidence(run), allowed
+            )
         run.timings["extract_ms"] = (time.perf_counter() - t) * 1e3
         if not citations:
             return self._abstention(run)
@@ -283,6 +307,8 @@ class AnswerPipeline:
         if run.request.choices and not answer.abstained:
             answer.choice = self._choose(run)
         answer.timings = {**run.timings, "total_ms": (time.perf_counter() - run.started) * 1e3}
+        answer.as_of = run.filters.as_of
+        timeline.finish(answer, run.timeframe, run.found.lexical if run.found else None)
         return answer
 
     # -- helpers -----------------------------------------------------------------------------

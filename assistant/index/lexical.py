@@ -22,9 +22,10 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -89,10 +90,37 @@ class LexicalIndex:
     published_ts: np.ndarray  # NO_TIMESTAMP when unknown
     sources: np.ndarray
     vectors: np.ndarray  # float16, one row per id
+    story_ids: np.ndarray | None = None  # same-story group per chunk (None: its doc id)
+    outlets: np.ndarray | None = None  # source, else the URL's host ("" when neither)
     position: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.position = {cid: i for i, cid in enumerate(self.ids)}
+        if self.story_ids is None or len(self.story_ids) != len(self.ids):
+            self.story_ids = self.doc_ids
+        if self.outlets is None or len(self.outlets) != len(self.ids):
+            self.outlets = self.sources
+
+    @cached_property
+    def latest_ts(self) -> int:
+        """The newest publication time held (NO_TIMESTAMP when nothing is dated)."""
+        return int(self.published_ts.max()) if len(self.published_ts) else NO_TIMESTAMP
+
+    @cached_property
+    def undated(self) -> int:
+        return int((self.published_ts == NO_TIMESTAMP).sum())
+
+    @cached_property
+    def stories(self) -> dict[str, dict[str, str]]:
+        """``story id -> {doc id: outlet}`` for the stories told by more than one article."""
+        members: dict[str, dict[str, str]] = {}
+        assert self.story_ids is not None and self.outlets is not None
+        for story, doc, outlet in zip(self.story_ids, self.doc_ids, self.outlets, strict=True):
+            members.setdefault(str(story), {})[str(doc)] = str(outlet)
+        return {k: v for k, v in members.items() if len(v) > 1}
+
+    def story_count(self) -> int:
+        return len(set(self.story_ids.tolist())) if self.story_ids is not None else 0
 
     @property
     def size(self) -> int:
@@ -143,6 +171,14 @@ class LexicalIndex:
         ]
 
 
+def outlet(source: str, url: str) -> str:
+    """Who published an article: its source, else its URL's host without ``www.``."""
+    if source:
+        return source
+    host = urlsplit(url).hostname or "" if url else ""
+    return host.removeprefix("www.")
+
+
 def _digest(folder: Path) -> dict[str, str]:
     out = {}
     for path in sorted(folder.rglob("*")):
@@ -182,6 +218,8 @@ class LexicalStore:
         doc_ids: list[str] = []
         stamps: list[int] = []
         sources: list[str] = []
+        stories: list[str] = []
+        outlets: list[str] = []
         vectors: list[np.ndarray] = []
         for item in store.iter_chunks(include_vectors=True):
             chunk, vector = item  # type: ignore[misc]
@@ -192,6 +230,8 @@ class LexicalStore:
             doc_ids.append(meta.doc_id)
             stamps.append(NO_TIMESTAMP if meta.published_ts is None else meta.published_ts)
             sources.append(meta.source)
+            stories.append(meta.story)
+            outlets.append(outlet(meta.source, meta.url))
             vectors.append(vector.astype(np.float16))
         tmp = self.path / f".build-{uuid.uuid4().hex[:8]}"  # never shared by two builders
         tmp.mkdir(parents=True)
@@ -205,6 +245,8 @@ class LexicalStore:
                 doc_ids=np.array(doc_ids, dtype=str),
                 published_ts=np.array(stamps, dtype=np.int64),
                 sources=np.array(sources, dtype=str),
+                story_ids=np.array(stories, dtype=str),
+                outlets=np.array(outlets, dtype=str),
             )
             dim = vectors[0].shape[0] if vectors else 0
             np.save(tmp / "vectors.npy", np.stack(vectors) if vectors else np.zeros((0, dim)))
@@ -262,6 +304,8 @@ class LexicalStore:
             vectors = np.load(folder / "vectors.npy")
             retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if ids else None
             arrays = (meta["doc_ids"], meta["published_ts"], meta["sources"])
+            # snapshots built before stories were grouped lack these: every doc its own story
+            extra = {k: meta[k] for k in ("story_ids", "outlets") if k in meta.files}
         except (OSError, ValueError, KeyError) as exc:
             raise SnapshotInvalid(f"{folder} cannot be read ({exc})") from None
         sizes = {len(ids), manifest["count"], vectors.shape[0], *(len(a) for a in arrays)}
@@ -269,4 +313,4 @@ class LexicalStore:
             sizes.add(int(retriever.scores["num_docs"]))
         if len(sizes) != 1 or len(set(ids)) != len(ids):
             raise SnapshotInvalid(f"{folder}: ids, arrays and index disagree in size")
-        return LexicalIndex(generation, retriever, ids, *arrays, vectors)
+        return LexicalIndex(generation, retriever, ids, *arrays, vectors, **extra)

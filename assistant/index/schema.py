@@ -38,6 +38,11 @@ class ChunkMeta:
     author: str = ""
     published_at: str = ""  # ISO date or datetime, "" when unknown
     published_ts: int | None = None  # UTC seconds, None when undated
+    story_id: str = ""  # same-story group (index/stories.py); "" (older chunks): the doc id
+
+    @property
+    def story(self) -> str:
+        return self.story_id or self.doc_id
 
     def chunk_id(self) -> str:
         return chunk_id(self.doc_id, self.chunk_index)
@@ -60,6 +65,8 @@ class ChunkMeta:
                 meta[key] = value
         if self.published_ts is not None:
             meta["published_ts"] = self.published_ts
+        if self.story_id and self.story_id != self.doc_id:
+            meta["story_id"] = self.story_id
         return meta
 
     @classmethod
@@ -81,6 +88,7 @@ class ChunkMeta:
             author=str(m.get("author", "")),
             published_at=str(m.get("published_at", "")),
             published_ts=int(ts) if ts is not None else None,
+            story_id=str(m.get("story_id", "")),
         )
 
 
@@ -97,6 +105,11 @@ def _day_end(day: date) -> int:
     return int(datetime.combine(day, time.max, tzinfo=UTC).timestamp())
 
 
+def day_end(day: date) -> int:
+    """UTC seconds of the last second of ``day``."""
+    return _day_end(day)
+
+
 @dataclass(frozen=True)
 class CompiledFilters:
     """One filter, in the two forms the two retrieval sides need."""
@@ -104,10 +117,18 @@ class CompiledFilters:
     since_ts: int | None
     until_ts: int | None
     source: str | None
+    # nothing published after it; unlike ``until`` it keeps undated articles (Chroma cannot
+    # select an absent field, so the retriever asks for those separately)
+    as_of_ts: int | None = None
 
     @property
     def active(self) -> bool:
-        return self.since_ts is not None or self.until_ts is not None or self.source is not None
+        return (
+            self.since_ts is not None
+            or self.until_ts is not None
+            or self.source is not None
+            or self.as_of_ts is not None
+        )
 
     def chroma_where(self) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
@@ -115,6 +136,8 @@ class CompiledFilters:
             clauses.append({"published_ts": {"$gte": self.since_ts}})
         if self.until_ts is not None:
             clauses.append({"published_ts": {"$lte": self.until_ts}})
+        if self.as_of_ts is not None and (self.until_ts is None or self.as_of_ts < self.until_ts):
+            clauses.append({"published_ts": {"$lte": self.as_of_ts}})
         if self.source is not None:
             clauses.append({"source": {"$eq": self.source}})
         if not clauses:
@@ -131,6 +154,8 @@ class CompiledFilters:
             mask &= published_ts >= self.since_ts
         if self.until_ts is not None:
             mask &= (published_ts != NO_TIMESTAMP) & (published_ts <= self.until_ts)
+        if self.as_of_ts is not None:
+            mask &= (published_ts == NO_TIMESTAMP) | (published_ts <= self.as_of_ts)
         if self.source is not None:
             mask &= sources == self.source
         return mask
@@ -142,6 +167,8 @@ class CompiledFilters:
             return False
         if self.until_ts is not None and (ts is None or ts > self.until_ts):
             return False
+        if self.as_of_ts is not None and ts is not None and ts > self.as_of_ts:
+            return False
         return self.source is None or meta.source == self.source
 
 
@@ -151,4 +178,5 @@ def compile_filters(filters: Filters | None) -> CompiledFilters:
         since_ts=_day_start(f.since) if f.since is not None else None,
         until_ts=_day_end(f.until) if f.until is not None else None,
         source=f.source or None,
+        as_of_ts=_day_end(f.as_of) if f.as_of is not None else None,
     )

@@ -365,6 +365,15 @@ class Store:
             ),
         )
 
+    def update_metadata(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """Replace the metadata of stored chunks (text and vectors stay)."""
+        for start in range(0, len(ids), 1000):
+            end = start + 1000
+            self._call(
+                f"updating {len(ids[start:end])} chunks",
+                lambda c, a=start, b=end: c.update(ids=ids[a:b], metadatas=metadatas[a:b]),  # type: ignore[misc]
+            )
+
     def delete_docs(self, doc_ids: Sequence[str]) -> None:
         for start in range(0, len(doc_ids), 500):
             batch = list(doc_ids[start : start + 500])

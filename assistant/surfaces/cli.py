@@ -36,6 +36,14 @@ Until = Annotated[str | None, typer.Option(help="Only articles published on/befo
 Source = Annotated[str | None, typer.Option(help="Only articles from this source/outlet.")]
 Collection = Annotated[str | None, typer.Option(help="Chroma collection to use.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Answer as of YYYY-MM-DD: nothing published later is used, and 'this week' "
+        "is read against it (default: today).",
+    ),
+]
 
 
 def _date(value: str | None, flag: str) -> date | None:
@@ -49,8 +57,15 @@ def _date(value: str | None, flag: str) -> date | None:
         ) from None
 
 
-def _filters(since: str | None, until: str | None, source: str | None) -> Filters:
-    return Filters(since=_date(since, "--since"), until=_date(until, "--until"), source=source)
+def _filters(
+    since: str | None, until: str | None, source: str | None, as_of: str | None = None
+) -> Filters:
+    return Filters(
+        since=_date(since, "--since"),
+        until=_date(until, "--until"),
+        source=source,
+        as_of=_date(as_of, "--as-of"),
+    )
 
 
 def _settings(collection: str | None = None, **extra: Any) -> Settings:
@@ -192,6 +207,13 @@ def _question_record(line: str, where: str, default_id: str) -> dict[str, Any]:
         isinstance(choices, list) and all(isinstance(c, str) for c in choices)
     ):
         return {"id": record["id"], "error": f"{where}: field 'choices' must be a list of strings"}
+    as_of = record.get("as_of")
+    if as_of is not None:
+        try:
+            record["as_of"] = date.fromisoformat(str(as_of))
+        except ValueError:
+            problem = f"field 'as_of' must be a date like 2022-03-07, got {as_of!r}"
+            return {"id": record["id"], "error": f"{where}: {problem}"}
     return record
 
 
@@ -225,6 +247,16 @@ def ask(
     collection: Collection = None,
     extractive: Annotated[bool, typer.Option(help="Never call a language model.")] = False,
     as_json: Json = False,
+    as_of: AsOf = None,
+    timeline: Annotated[
+        bool | None,
+        typer.Option(
+            "--timeline/--no-timeline",
+            help="Order the evidence by date (default: when the question asks how something "
+            "developed).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Answer a question with numbered citations to passages of your articles."""
     from assistant.desk import Desk
@@ -235,16 +267,16 @@ def ask(
             "give either a QUESTION or --file, not both or neither", param_hint="QUESTION"
         )
     _not_blank(question, "question", "QUESTION")
-    filters = _filters(since, until, source)
+    filters = _filters(since, until, source, as_of)
     settings = _settings(collection, extractive=extractive or None)
     desk = Desk(settings)
     answer_log = _answer_log(settings)
     if question is not None:
         if as_json:
-            answer = desk.answer(question, filters=filters, k=k)
+            answer = desk.answer(question, filters=filters, k=k, timeline=timeline)
             _print_json(answer.as_json())
         else:  # the text streams as the model writes it, then the checked answer
-            events = desk.stream(question, filters=filters, k=k)
+            events = desk.stream(question, filters=filters, k=k, timeline=timeline)
             answer = AnswerView(_reading_console()).show(events, question)
         _record(answer_log, answer, filters)
         return
@@ -258,7 +290,10 @@ def ask(
             continue
         choices = item.get("choices")
         try:
-            answer = desk.answer(str(item["question"]), filters=filters, k=k, choices=choices)
+            answer = desk.answer(
+                str(item["question"]), filters=filters, k=k, choices=choices,
+                timeline=timeline, as_of=item.get("as_of"),
+            )  # fmt: skip
         except NewsdeskError as exc:
             failed += 1
             _print_json({"id": item["id"], "question": item["question"], "error": str(exc)})
@@ -288,6 +323,7 @@ def search(
     source: Source = None,
     collection: Collection = None,
     as_json: Json = False,
+    as_of: AsOf = None,
 ) -> None:
     """Show the passages retrieval finds for a query (no answer)."""
     from assistant.desk import Desk
@@ -295,7 +331,7 @@ def search(
 
     _not_blank(query, "query", "QUERY")
     passages = Desk(_settings(collection)).search(
-        query, filters=_filters(since, until, source), k=k
+        query, filters=_filters(since, until, source, as_of), k=k
     )
     if as_json:
         _print_json({"query": query, "results": [p.as_json() for p in passages]})

@@ -66,6 +66,10 @@ def render_sources(console: Console, citations: list[Citation]) -> None:
         ok = all(c.supported for c in same)
         mark = "" if ok else " [red](claim not supported by this passage)[/red]"
         console.print(source_line(n, first.passage) + mark, highlight=False)
+        also = sorted({name for c in same for name in c.also_reported_by})
+        if also:
+            console.print(Padding(Text(f"also reported by {', '.join(also)}", style="dim"),
+                                  (0, 0, 0, 4)))  # fmt: skip
         for c in same:
             if c.quote:
                 quoted = c.quote if c.quote[0] in "“\"'‘" else f"“{c.quote}”"
