@@ -31,7 +31,7 @@ from assistant.text import content_terms, overlap, sentence_spans, stemmer
 from assistant.types import Citation
 
 MAX_SENTENCES = 5
-TOPIC = 0.2  # support must carry this much of the question's own terms (rarity-weighted)
+TOPIC = 0.1  # support must carry this much of the question's own terms (rarity-weighted)
 PER_ARTICLE = 3
 SUPPORT_HEADER = "Also in the articles:"
 
