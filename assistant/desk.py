@@ -18,10 +18,9 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
-import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel
 
@@ -33,7 +32,7 @@ from assistant.errors import EmptyCollectionError, NewsdeskError, UsageError
 from assistant.index.lexical import LexicalIndex
 from assistant.index.live import LiveIndex
 from assistant.index.retriever import HybridRetriever, HybridSearch
-from assistant.index.schema import NO_TIMESTAMP, ChunkMeta, chunk_id
+from assistant.index.schema import ChunkMeta, chunk_id
 from assistant.index.store import GENERATION, Store
 from assistant.settings import Settings, load_settings
 from assistant.types import Answer, Conversation, Event, Filters, Final, Passage, Turn
@@ -74,6 +73,10 @@ def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters | None:
     if as_of is None:
         return filters
     return (filters or Filters()).model_copy(update={"as_of": as_of})
+
+
+def _day(ts: int | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).date().isoformat()
 
 
 def _turns(history: History) -> tuple[Turn, ...]:
@@ -258,7 +261,7 @@ class Desk:
                 f"since {filters.since} is after until {filters.until}: no article can match"
             )
         if filters.source:
-            known = sorted({str(s) for s in np.unique(lexical.sources) if str(s)})
+            known = lexical.known_sources
             wanted = filters.source.strip().casefold()
             match = next((s for s in known if s.casefold() == wanted), None)
             if match is None:
@@ -306,8 +309,8 @@ class Desk:
         if chunks:
             generation = int(manifest.get(GENERATION, 0))
             current = self.index.current(generation)
-            documents = len(np.unique(current.doc_ids))
-            stories = current.story_count()
+            documents = current.documents()
+            stories = current.stories
         return Stats(
             documents=documents,
             chunks=chunks,
@@ -324,22 +327,13 @@ class Desk:
         """Outlets with their article counts and date ranges, most articles first."""
         self._ready()
         lexical = self.index.current()
-        per_doc: dict[str, tuple[str, int]] = {}
-        for doc_id, source, ts in zip(
-            lexical.doc_ids, lexical.sources, lexical.published_ts, strict=True
-        ):
-            per_doc.setdefault(str(doc_id), (str(source), int(ts)))
-        grouped: dict[str, list[int]] = {}
-        for source, ts in per_doc.values():
-            grouped.setdefault(source, []).append(ts)
-        out = []
-        for source, stamps in grouped.items():
-            dated = [t for t in stamps if t != NO_TIMESTAMP]
-            first = np.datetime64(min(dated), "s").astype(str)[:10] if dated else None
-            last = np.datetime64(max(dated), "s").astype(str)[:10] if dated else None
-            out.append(
-                SourceInfo(
-                    source=source, articles=len(stamps), first_published=first, last_published=last
-                )
+        out = [
+            SourceInfo(
+                source=span.source,
+                articles=span.articles,
+                first_published=_day(span.first_ts),
+                last_published=_day(span.last_ts),
             )
+            for span in lexical.source_spans
+        ]
         return sorted(out, key=lambda s: (-s.articles, s.source))

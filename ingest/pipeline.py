@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import EmbedderMismatchError
-from assistant.index.lexical import LexicalStore, SnapshotInvalid
+from assistant.index.lexical_store import LexicalStore
 from assistant.index.locks import writer_lock
 from assistant.index.store import GENERATION, WRITING, DocState, Store
 from assistant.index.stories import StoryIndex, regroup
@@ -307,52 +307,52 @@ def _ingest_locked(
     regrouped = 0
     if states and not stories.exists:  # stored before stories were grouped (or sketches lost)
         regrouped = regroup(stories, store)
-    writer = Writer(store, progress, _BATCH)
-    try:
-        seen, loaded = _load_and_write(files, settings, states, chunker, writer, report, stories)
-    except BaseException:
-        writer.abort()  # keep what is stored consistent; the next run redoes the rest
-        raise
-    try:
-        writer.close()
-    finally:
-        report.chunks = writer.done
-    if isinstance(store.embedder, MiniLMEmbeddings):
-        store.embedder.release()  # the BM25 build below needs the memory more
+    lexical_home = LexicalStore.beside(settings, store)
+    in_step = lexical_home.synced() == generation
+    with lexical_home.writer() as lexical:
+        if regrouped or manifest.get(WRITING) == "re-embedded":
+            lexical.rebuild(store)  # every chunk's story id or vector changed
+        elif interrupted or not in_step:
+            lexical.reconcile(store, states)  # mirror what is stored before changing it
+        writer = Writer(store, progress, _BATCH, lexical)
+        try:
+            seen, loaded = _load_and_write(
+                files, settings, states, chunker, writer, report, stories
+            )
+        except BaseException:
+            writer.abort()  # keep what is stored consistent; the next run redoes it
+            raise
+        try:
+            writer.close()
+        finally:
+            report.chunks = writer.done
+        if isinstance(store.embedder, MiniLMEmbeddings):
+            store.embedder.release()
 
-    if prune:
-        # gone: the file no longer exists, or it was read in full and no longer holds the id
-        removed = [
-            doc_id
-            for doc_id, state in states.items()
-            if doc_id not in seen
-            and state.path
-            and (state.path in loaded or not path_exists(state.path))
-        ]
-        store.delete_docs(removed)
-        stories.remove(removed)
-        report.removed = len(removed)
-    stories.save()
-    if manifest.get("chunker") != chunker or manifest.get("embedder") is None:
-        store.set_manifest(chunker=chunker, embedder=store.embedder_id)
-    snapshots = LexicalStore.beside(settings, store)
-    changed = bool(report.chunks or report.removed or report.updated or interrupted or regrouped)
-    if changed or not _snapshot_ok(snapshots, generation):
-        # readers switch to the new generation only once its snapshot is complete
-        generation += 1
-        snapshots.build(store, generation)
+        if prune:
+            # gone: the file no longer exists, or it was read in full and no longer holds it
+            removed = [
+                doc_id
+                for doc_id, state in states.items()
+                if doc_id not in seen
+                and state.path
+                and (state.path in loaded or not path_exists(state.path))
+            ]
+            store.delete_docs(removed)
+            lexical.delete_docs(removed)
+            stories.remove(removed)
+            report.removed = len(removed)
+        stories.save()
+        if manifest.get("chunker") != chunker or manifest.get("embedder") is None:
+            store.set_manifest(chunker=chunker, embedder=store.embedder_id)
+        changed = bool(report.chunks or report.removed or report.updated or interrupted)
+        if changed or lexical.changed or not in_step:
+            # readers switch to the new generation only once the lexical index holds it
+            generation += 1
+            lexical.commit(generation)
     store.set_manifest(**{GENERATION: generation, WRITING: None})
     report.generation = generation
     report.seconds = time.perf_counter() - started
     for item in report.skipped:
         log.info("skipped %s", item.line)
     return report
-
-
-def _snapshot_ok(snapshots: LexicalStore, generation: int) -> bool:
-    try:
-        snapshots.load(generation)
-    except SnapshotInvalid as exc:
-        log.warning("%s; rebuilding the BM25 index", exc)
-        return False
-    return True

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from assistant.index.lexical import index_text
+from assistant.index.lexical_store import LexicalWriter
 from assistant.index.schema import ChunkMeta, chunk_id
 from assistant.index.store import Store
 from assistant.models.embeddings import MAX_PIECES, embed_array
@@ -55,8 +56,15 @@ class Writer:
     old chunks first. A document's chunks go to Chroma in one write (up to the client's write
     limit, which the chunk cap stays under), so search never sees part of one."""
 
-    def __init__(self, store: Store, progress: Progress | None, batch: int = 1024) -> None:
+    def __init__(
+        self,
+        store: Store,
+        progress: Progress | None,
+        batch: int = 1024,
+        lexical: LexicalWriter | None = None,
+    ) -> None:
         self.store = store
+        self.lexical = lexical  # gets every chunk written and every document deleted
         self.progress = progress
         self.batch = batch  # chunks per embedding batch: long enough to sort by length well
         self.done = 0
@@ -125,6 +133,8 @@ class Writer:
         self._wait()
         if deletes:  # a changed document's old chunks go before its new ones arrive
             self.store.delete_docs(deletes)
+            if self.lexical is not None:
+                self.lexical.delete_docs(deletes)
         if matrix is not None:
             batch = (self.ids, self.texts, self.metas, matrix)
             self._pending = self._writes.submit(self._write, *batch)
@@ -144,6 +154,8 @@ class Writer:
     def _write(self, ids: list[str], texts: list[str], metas: list[dict[str, Any]], m: Any) -> int:
         for a, b in writes(metas, self.max_write):
             self.store.upsert(ids[a:b], texts[a:b], metas[a:b], m[a:b])
+            if self.lexical is not None:
+                self.lexical.add(ids[a:b], texts[a:b], metas[a:b], m[a:b])
         return len(ids)
 
 

@@ -162,10 +162,13 @@ def test_copies_with_other_boilerplate_share_a_story(
     stories_home: Path, embedder: MiniLMEmbeddings
 ) -> None:
     desk = _desk(stories_home, embedder)
-    lexical = desk.index.current()
-    story = dict(zip(lexical.doc_ids.tolist(), lexical.story_ids.tolist(), strict=True))
-    by_source = dict(zip(lexical.sources.tolist(), lexical.story_ids.tolist(), strict=True))
+    chunks = [c for c in desk.store.iter_chunks()]
+    story = {c.meta.doc_id: c.meta.story for c in chunks}  # type: ignore[union-attr]
+    by_source = {c.meta.source: c.meta.story for c in chunks}  # type: ignore[union-attr]
     assert len(set(story.values())) == 3
+    lexical = desk.index.current()
+    members = lexical.story_members(story.values())
+    assert sorted(len(m) for m in members.values()) == [1, 1, 2]
     assert desk.stats().documents == 4 and desk.stats().stories == 3
     atlas, harbor = by_source["Atlas Wire"], by_source["Harbor Line News"]
     own = by_source["Ledger Daily"]

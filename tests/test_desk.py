@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 
 from assistant.desk import Desk
-from assistant.index.lexical import LexicalStore
+from assistant.index.lexical_store import LexicalStore
 from assistant.index.locks import writer_lock
 from assistant.index.store import Store
 from assistant.models.embeddings import MiniLMEmbeddings
@@ -131,14 +132,14 @@ def test_reader_keeps_answering_while_another_process_ingests_updates_and_prunes
     home = tmp_path / "home"
     assert _ingest_child(home, str(town)).returncode == 0
     desk = _desk(home, embedder)
-    builds: list[int] = []
-    real_build = LexicalStore.build
+    builds: list[str] = []
+    real_writer = LexicalStore.writer
 
-    def counting_build(self: LexicalStore, store: Store, generation: int) -> Any:
-        builds.append(generation)  # only writers may build; this process only reads
-        return real_build(self, store, generation)
+    def counting_writer(self: LexicalStore) -> Any:
+        builds.append(str(self.path))  # only writers may change it; this process only reads
+        return real_writer(self)
 
-    monkeypatch.setattr(LexicalStore, "build", counting_build)
+    monkeypatch.setattr(LexicalStore, "writer", counting_writer)
     questions = ["When did the ferry terminal open?", "How late will the library stay open?"]
     errors: list[str] = []
     answered = 0
@@ -332,7 +333,7 @@ def test_embedder_release_waits_for_calls_in_flight(embedder: MiniLMEmbeddings) 
     assert failures == []
 
 
-@pytest.mark.parametrize("damage", ["truncate-ids", "shuffle-ids", "drop-manifest"])
+@pytest.mark.parametrize("damage", ["drop-state", "old-generation", "drop-meta", "old-format"])
 def test_a_damaged_lexical_snapshot_is_rebuilt_once_and_said_so(
     tmp_path: Path, town: Path, embedder: MiniLMEmbeddings, damage: str,
     caplog: pytest.LogCaptureFixture,
@@ -341,14 +342,17 @@ def test_a_damaged_lexical_snapshot_is_rebuilt_once_and_said_so(
     assert _ingest_child(home, str(town)).returncode == 0
     settings = load_settings(home=home)
     store = Store(settings, embedder)
-    folder = LexicalStore.beside(settings, store).folder(store.generation())
-    ids = folder / "ids.json"
-    if damage == "truncate-ids":
-        ids.write_text(ids.read_text()[:-5])
-    elif damage == "shuffle-ids":
-        ids.write_text(json.dumps(list(reversed(json.loads(ids.read_text())))))
-    else:
-        (folder / "manifest.json").unlink()
+    lexical = LexicalStore.beside(settings, store)
+    state = json.loads(lexical.state_path.read_text())
+    if damage == "drop-state":
+        lexical.state_path.unlink()
+    elif damage == "old-generation":  # as if another machine had ingested since
+        lexical.state_path.write_text(json.dumps({**state, "generation": 0}))
+    elif damage == "drop-meta":
+        (lexical.path / "meta.json").unlink()
+    else:  # an index from an older newsdesk: bm25s snapshots, no tantivy directory
+        shutil.rmtree(lexical.path)
+        (settings.home / "bm25" / "news" / "gen-1").mkdir(parents=True)
     desk = _desk(home, embedder, abstain_min_score=0.8)
     with caplog.at_level("WARNING"):
         hits = desk.search("ferry terminal berths", k=2)

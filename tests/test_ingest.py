@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from assistant.errors import EmbedderMismatchError
-from assistant.index.lexical import LexicalStore, SnapshotInvalid, index_text
+from assistant.index.lexical import SnapshotInvalid, index_text
+from assistant.index.lexical_store import LexicalStore
 from assistant.index.store import GENERATION, WRITING, Store, StoredChunk
 from assistant.models.embeddings import MiniLMEmbeddings, minilm_files
 from assistant.settings import Settings, load_settings
@@ -269,7 +270,7 @@ def assert_consistent(store: Store, articles: dict[str, Article] | None = None) 
 
 
 def lexical_current(settings: Settings, store: Store) -> bool:
-    """The snapshot of the collection's generation is valid and holds every chunk, and no
+    """The lexical index mirrors the collection's generation and holds every chunk, and no
     ingest is marked as unfinished."""
     manifest = store.manifest()
     try:

@@ -122,7 +122,7 @@ def also_reported(citations: list[Citation], lexical: LexicalIndex | None) -> No
     """Fill each citation's ``also_reported_by``: the outlets of the story's other copies."""
     if lexical is None:
         return
-    stories = lexical.stories
+    stories = lexical.story_members(c.passage.story_id or c.passage.doc_id for c in citations)
     for c in citations:
         members = stories.get(c.passage.story_id or c.passage.doc_id, {})
         own = members.get(c.passage.doc_id, c.passage.source)

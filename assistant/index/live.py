@@ -2,12 +2,14 @@
 
 Before each question :meth:`LiveIndex.current` reads the collection's generation (one small
 metadata read). When another process's ingest has advanced it, the reader reopens its Chroma
-client (so the vector index sees the new chunks) and swaps in the lexical snapshot that writer
-built. The check never looks at the chunk count: an update that keeps the count is seen too.
+client (so the vector index sees the new chunks) and opens a new view of the lexical index that
+writer updated. The check never looks at the chunk count: an update that keeps the count is
+seen too.
 
-A reader builds nothing on a question's path. The one exception is repair: when the snapshot of
-the current generation is missing or fails its checks (a store from an older newsdesk, a
-damaged file), the reader takes the writer lock and rebuilds it once, saying so.
+A reader builds nothing on a question's path. The one exception is repair: when the lexical
+index does not mirror the current generation (a store from an older newsdesk, a damaged file,
+another machine ingesting into the same Chroma server), the reader takes the writer lock and
+brings it level once, saying so: only documents that differ are read from Chroma.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from assistant.index.lexical import LexicalIndex, LexicalStore, SnapshotInvalid
+from assistant.index.lexical import LexicalIndex, SnapshotInvalid
+from assistant.index.lexical_store import LexicalStore
 from assistant.index.locks import writer_lock
 from assistant.index.store import Store
 from assistant.settings import Settings
@@ -77,4 +80,7 @@ class LiveIndex:
             except SnapshotInvalid:
                 pass
             self.on_repair(f"{problem}; rebuilding the BM25 index from the collection")
-            return self.snapshots.build(self.store, generation)
+            with self.snapshots.writer() as lexical:
+                lexical.reconcile(self.store)
+                lexical.commit(generation)
+            return self.snapshots.load(generation)

@@ -110,8 +110,7 @@ class HybridSearch:
     def holds(self, filters: Filters, lexical: LexicalIndex | None = None) -> bool:
         """Whether any stored chunk passes ``filters``."""
         lexical = lexical or self.index.current()
-        mask = compile_filters(filters).mask(lexical.published_ts, lexical.sources)
-        return lexical.size > 0 if mask is None else bool(mask.any())
+        return lexical.holds(compile_filters(filters))
 
     def embed_query(self, query: str) -> np.ndarray:
         return embed_array(self.store.embedder, [query])[0]
@@ -194,13 +193,8 @@ class HybridSearch:
             return None
         until = min(compiled.until_ts or as_of_ts, as_of_ts)
         recent = replace(compiled, since_ts=start, until_ts=until)
-        ts = lexical.published_ts
-        admitted = compiled.mask(ts, lexical.sources)
-        inside = recent.mask(ts, lexical.sources)
-        assert inside is not None
-        n_inside = int(inside.sum())
-        n_all = int(admitted.sum()) if admitted is not None else len(ts)
-        return recent if 0 < n_inside < n_all else None
+        n_inside = lexical.count(recent)
+        return recent if 0 < n_inside < lexical.count(compiled) else None
 
     def _with_prior(
         self, passages: list[Passage], stamps: list[int], as_of_ts: int
@@ -220,8 +214,9 @@ class HybridSearch:
     ) -> dict[str, tuple[StoredChunk, float]]:
         """Stored chunks with their similarity to the query, from the snapshot's vectors."""
         out = {}
+        vectors = lexical.vectors(ids)
         for cid, chunk in self.store.get_chunks(ids).items():
-            vector = lexical.vector(cid)
+            vector = vectors.get(cid)
             if vector is not None:
                 out[cid] = (chunk, float(np.dot(vector, qvec)))
         return out

@@ -308,6 +308,29 @@ class Store:
                 state.stored += 1
         return states
 
+    def doc_chunks(self, doc_ids: Sequence[str]) -> list[tuple[StoredChunk, np.ndarray]]:
+        """Every stored chunk of these documents, with its vector."""
+        if not doc_ids:
+            return []
+        where = {"doc_id": {"$in": list(doc_ids)}}
+        include = ["metadatas", "documents", "embeddings"]
+        out = []
+        offset = 0
+        while True:
+            page = self._call(
+                "reading chunks",
+                lambda c, o=offset: c.get(where=where, include=include, limit=_PAGE, offset=o),  # type: ignore[misc]
+            )
+            ids = page["ids"]
+            for i, (cid, text, meta) in enumerate(
+                zip(ids, page["documents"], page["metadatas"], strict=True)
+            ):
+                vector = np.asarray(page["embeddings"][i], dtype=np.float32)
+                out.append((StoredChunk.from_chroma(cid, text, meta), vector))
+            if len(ids) < _PAGE:
+                return out
+            offset += len(ids)
+
     def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         """Text and metadata of these chunks; ids that are gone are left out."""
         if not ids:
