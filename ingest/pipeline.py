@@ -48,6 +48,31 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _BATCH = 1024  # chunks per embedding batch: long enough to sort by length well
+# Up to this many stored chunks an ingest reads every document's state at once (seconds);
+# above it each article's state is looked up as it arrives, so adding 30 articles to a
+# 400k-chunk archive reads 30 documents' chunks, not 400k.
+_READ_ALL_STATES = 50_000
+
+
+class KnownDocs:
+    """The stored documents' states, read whole or looked up one document at a time."""
+
+    def __init__(self, store: Store, every: dict[str, DocState] | None) -> None:
+        self.store = store
+        self._states: dict[str, DocState | None] = dict(every or {})
+        self._whole = every is not None
+
+    def get(self, doc_id: str) -> DocState | None:
+        if not self._whole and doc_id not in self._states:
+            self._states[doc_id] = self.store.doc_states([doc_id]).get(doc_id)
+        return self._states.get(doc_id)
+
+    def every(self) -> dict[str, DocState]:
+        if not self._whole:
+            self._states, self._whole = dict(self.store.doc_states()), True
+        return {k: v for k, v in self._states.items() if v is not None}
+
+
 _RAISE_CAP = "raise NEWSDESK_MAX_CHUNKS_PER_ARTICLE to keep more"
 
 
@@ -207,7 +232,7 @@ def _brief(exc: BaseException) -> str:
 def _load_and_write(
     files: list[Path],
     settings: Settings,
-    states: dict[str, DocState],
+    states: KnownDocs,
     chunker: str,
     writer: Writer,
     report: IngestReport,
@@ -301,19 +326,22 @@ def _ingest_locked(
     # a run killed before it finished left this behind: its changes still need a snapshot
     interrupted = bool(manifest.get(WRITING))
     generation = int(manifest.get(GENERATION, 0))
-    states = store.doc_states()
+    lexical_home = LexicalStore.beside(settings, store)
+    in_step = lexical_home.synced() == generation
+    # every document's state when they are few or all are needed, else each on its own
+    stored = store.count()
+    whole = prune or interrupted or not in_step or stored <= _READ_ALL_STATES
+    states = KnownDocs(store, store.doc_states() if whole or not stored else None)
     store.set_manifest(**{WRITING: f"pid {os.getpid()}"})
     stories = StoryIndex.beside(settings, store).load()
     regrouped = 0
-    if states and not stories.exists:  # stored before stories were grouped (or sketches lost)
+    if stored and not stories.exists:  # stored before stories were grouped (or sketches lost)
         regrouped = regroup(stories, store)
-    lexical_home = LexicalStore.beside(settings, store)
-    in_step = lexical_home.synced() == generation
     with lexical_home.writer() as lexical:
         if regrouped or manifest.get(WRITING) == "re-embedded":
             lexical.rebuild(store)  # every chunk's story id or vector changed
         elif interrupted or not in_step:
-            lexical.reconcile(store, states)  # mirror what is stored before changing it
+            lexical.reconcile(store, states.every())  # mirror what is stored, then change it
         writer = Writer(store, progress, _BATCH, lexical)
         try:
             seen, loaded = _load_and_write(
@@ -333,7 +361,7 @@ def _ingest_locked(
             # gone: the file no longer exists, or it was read in full and no longer holds it
             removed = [
                 doc_id
-                for doc_id, state in states.items()
+                for doc_id, state in states.every().items()
                 if doc_id not in seen
                 and state.path
                 and (state.path in loaded or not path_exists(state.path))

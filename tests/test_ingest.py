@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -1385,3 +1386,34 @@ def test_older_chunker_version_is_redone_on_plain_reingest(
     store.set_manifest(chunker=old.replace(":230:", ":200:"))
     with pytest.raises(EmbedderMismatchError, match="--reembed"):
         ingest_paths([str(small_corpus)], settings, store=store)
+
+
+def test_a_small_ingest_into_a_big_collection_reads_only_its_own_documents_states(
+    small_corpus: Path, embedder: MiniLMEmbeddings, settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    store = Store(settings, embedder)
+    ingest_paths([str(small_corpus)], settings, store=store)
+    monkeypatch.setattr(pipeline, "_READ_ALL_STATES", 0)  # as if the collection were huge
+    whole_reads: list[int] = []
+    real = Store.doc_states
+
+    def counting(self: Store, doc_ids: Any = None) -> Any:
+        if doc_ids is None:
+            whole_reads.append(1)
+        return real(self, doc_ids)
+
+    monkeypatch.setattr(Store, "doc_states", counting)
+    write_article(small_corpus / "delta.md", "Delta report", "The ferry fleet grew to nine boats.")
+    beta = small_corpus / "beta.txt"
+    beta.write_text(beta.read_text() + "\nEngineers reopened the bridge on Friday.\n")
+    report = ingest_paths([str(small_corpus)], settings, store=store)
+    assert (report.added, report.updated, report.unchanged) == (1, 1, 4)
+    assert whole_reads == []
+    assert lexical_current(settings, store)
+    assert_consistent(store, load_articles(small_corpus))
+    whole_reads.clear()  # (the check above reads every state itself)
+    again = ingest_paths([str(small_corpus)], settings, store=store)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 6) and whole_reads == []
+    pruned = ingest_paths([str(small_corpus)], settings, store=store, prune=True)
+    assert pruned.removed == 0 and whole_reads == [1]  # a prune needs every document's state

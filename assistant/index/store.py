@@ -291,9 +291,15 @@ class Store:
                     yield chunk
             offset += len(ids)
 
-    def doc_states(self) -> dict[str, DocState]:
+    def doc_states(self, doc_ids: Sequence[str] | None = None) -> dict[str, DocState]:
+        """Each stored document's state, read a page of chunks at a time: every document's,
+        or only these documents' (a handful of small reads however big the collection)."""
         states: dict[str, DocState] = {}
-        for chunk in self.iter_chunks(include_text=False):
+        if doc_ids is None:
+            chunks: Iterator[Any] = self.iter_chunks(include_text=False)
+        else:
+            chunks = self._chunks_of(doc_ids)
+        for chunk in chunks:
             assert isinstance(chunk, StoredChunk)
             meta = chunk.meta
             state = states.get(meta.doc_id)
@@ -307,6 +313,15 @@ class Store:
             if state.stored >= 0:
                 state.stored += 1
         return states
+
+    def _chunks_of(self, doc_ids: Sequence[str]) -> Iterator[StoredChunk]:
+        for start in range(0, len(doc_ids), 100):
+            where = {"doc_id": {"$in": list(doc_ids[start : start + 100])}}
+            page = self._call(
+                "reading chunks", lambda c, w=where: c.get(where=w, include=["metadatas"])
+            )  # type: ignore[misc]
+            for cid, meta in zip(page["ids"], page["metadatas"], strict=True):
+                yield StoredChunk.from_chroma(cid, "", meta)
 
     def doc_chunks(self, doc_ids: Sequence[str]) -> list[tuple[StoredChunk, np.ndarray]]:
         """Every stored chunk of these documents, with its vector."""
