@@ -8,11 +8,12 @@ collection of its own on the session's Chroma server (tests/chroma_server.py).""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from assistant.models.embeddings import MiniLMEmbeddings
@@ -44,6 +45,34 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def embedder() -> MiniLMEmbeddings:
     return MiniLMEmbeddings()
+
+
+class RememberingMiniLM(MiniLMEmbeddings):
+    """The session's MiniLM, remembering each text's vector: a second ingest of the same
+    articles (another store, another backend) runs the whole pipeline without a second
+    embedding run. Misses go to the real embedder in one call, as the writer made it."""
+
+    def __init__(self, real: MiniLMEmbeddings) -> None:
+        super().__init__()
+        self.real = real
+        self.memo: dict[str, np.ndarray] = {}
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:  # under embed_array/_documents/_query
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            self.memo.update(zip(missing, self.real.embed_array(missing), strict=True))
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return np.stack([self.memo[t] for t in texts])
+
+    def release(self) -> None:
+        self.real.release()
+
+
+@pytest.fixture(scope="session")
+def remembering_embedder(embedder: MiniLMEmbeddings) -> RememberingMiniLM:
+    """For the session fixtures that ingest the example articles (once per store)."""
+    return RememberingMiniLM(embedder)
 
 
 BACKENDS = ("embedded", "server")
@@ -89,14 +118,17 @@ def clean_settings(home: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def examples_home(tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbeddings) -> Path:
+def examples_home(
+    tmp_path_factory: pytest.TempPathFactory, remembering_embedder: RememberingMiniLM
+) -> Path:
     """The example articles, ingested once for the whole session. Tests only read it."""
     from assistant.index.store import Store
     from ingest.pipeline import ingest_paths
 
     home = tmp_path_factory.mktemp("examples") / "home"
     settings = clean_settings(home)
-    report = ingest_paths([str(EXAMPLES)], settings, store=Store(settings, embedder))
+    store = Store(settings, remembering_embedder)
+    report = ingest_paths([str(EXAMPLES)], settings, store=store)
     assert not report.skipped, report.skipped
     return home
 
@@ -110,13 +142,16 @@ class ServerExamples:
 @pytest.fixture(scope="session")
 def examples_on_server(
     tmp_path_factory: pytest.TempPathFactory,
-    embedder: MiniLMEmbeddings,
+    remembering_embedder: RememberingMiniLM,
+    examples_home: Path,  # first: it fills the embedder's memory with the examples' vectors
     chroma_server: ChromaServer,
 ) -> ServerExamples:
     """The example articles, ingested once into a collection of the session's Chroma server.
     Tests only read it (a re-ingest of the unchanged files changes nothing)."""
     from assistant.index.store import Store
     from ingest.pipeline import ingest_paths
+
+    embedder = remembering_embedder
 
     at = StoreAt(
         tmp_path_factory.mktemp("examples-server") / "home", chroma_server.new_collection()
