@@ -16,12 +16,11 @@ import pytest
 from assistant.desk import Desk
 from assistant.errors import ConfigError, StoreError
 from assistant.index.store import Store
-from assistant.models.embeddings import MiniLMEmbeddings
 from assistant.settings import load_settings
 from assistant.surfaces.cli import main
 from ingest.pipeline import ingest_paths
 from tests.chroma_server import ChromaServer, HeaderProxy, running_server
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, RememberingMiniLM
 
 WIRE = str(EXAMPLES / "wire.jsonl")  # three short articles: cheap to embed
 FED = "When did the Fed raise interest rates?"
@@ -115,7 +114,7 @@ def test_server_settings_describe_the_store_without_the_token() -> None:
 
 
 def test_the_older_host_and_port_still_reach_the_server(
-    chroma_server: ChromaServer, tmp_path: Path, embedder: MiniLMEmbeddings
+    chroma_server: ChromaServer, tmp_path: Path, remembering_embedder: RememberingMiniLM
 ) -> None:
     collection = chroma_server.new_collection()["collection"]
     settings = load_settings(
@@ -124,7 +123,7 @@ def test_the_older_host_and_port_still_reach_the_server(
         chroma_port=chroma_server.port,
         collection=collection,
     )
-    store = Store(settings, embedder)
+    store = Store(settings, remembering_embedder)
     report = ingest_paths([WIRE], settings, store=store)
     assert report.added == 3 and store.count() == report.chunks
     assert not (tmp_path / "home" / "chroma").exists()  # vectors live on the server
@@ -136,7 +135,7 @@ def test_the_older_host_and_port_still_reach_the_server(
 def test_url_token_tenant_and_database_from_the_environment(
     chroma_server: ChromaServer,
     tmp_path: Path,
-    embedder: MiniLMEmbeddings,
+    remembering_embedder: RememberingMiniLM,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``chroma run`` cannot check a token, so a proxy that refuses requests without the
@@ -153,7 +152,7 @@ def test_url_token_tenant_and_database_from_the_environment(
         monkeypatch.setenv("NEWSDESK_CHROMA_TENANT", tenant)
         monkeypatch.setenv("NEWSDESK_CHROMA_DATABASE", database)
         settings = load_settings()
-        store = Store(settings, embedder)
+        store = Store(settings, remembering_embedder)
         assert ingest_paths([WIRE], settings, store=store).added == 3
         with Desk(settings, store=store) as desk:
             assert desk.answer(FED).citations[0].passage.doc_id == "wire-fed-2022-03-16"
@@ -168,7 +167,7 @@ def test_url_token_tenant_and_database_from_the_environment(
         # the other header form, as the gateway now wants it
         proxy.expect = ("X-Chroma-Token", token)
         monkeypatch.setenv("NEWSDESK_CHROMA_AUTH_HEADER", "X-Chroma-Token")
-        assert Store(load_settings(), embedder).count() == stats.chunks
+        assert Store(load_settings(), remembering_embedder).count() == stats.chunks
 
         # refused (the old header, then a wrong token): one line naming the URL, no token
         refused = len(proxy.refused)
@@ -176,7 +175,7 @@ def test_url_token_tenant_and_database_from_the_environment(
             store.count()
         monkeypatch.setenv("NEWSDESK_CHROMA_TOKEN", "wrong-token")
         with pytest.raises(StoreError) as fresh:
-            Store(load_settings(), embedder).count()
+            Store(load_settings(), remembering_embedder).count()
         assert len(proxy.refused) > refused
         for message in (str(info.value), str(fresh.value)):
             assert "\n" not in message and proxy.url in message, message
@@ -186,13 +185,13 @@ def test_url_token_tenant_and_database_from_the_environment(
 def test_an_unknown_tenant_or_database_is_one_line_and_never_created(
     chroma_server: ChromaServer,
     tmp_path: Path,
-    embedder: MiniLMEmbeddings,
+    remembering_embedder: RememberingMiniLM,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     missing_tenant = load_settings(chroma_url=chroma_server.url, chroma_tenant="no-such-tenant")
     with pytest.raises(StoreError) as info:
-        Store(missing_tenant, embedder).count()
+        Store(missing_tenant, remembering_embedder).count()
     message = str(info.value)
     assert "\n" not in message and chroma_server.url in message
     assert "Tenant [no-such-tenant] not found" in message and "does not create" in message
@@ -212,13 +211,13 @@ def test_an_unknown_tenant_or_database_is_one_line_and_never_created(
 
 
 def test_a_server_that_goes_away_is_one_line_and_the_same_desk_answers_after_restart(
-    tmp_path: Path, embedder: MiniLMEmbeddings
+    tmp_path: Path, remembering_embedder: RememberingMiniLM
 ) -> None:
     server = running_server(tmp_path)  # its own: stopping the session's would hit others
     try:
         settings = load_settings(home=tmp_path / "home", chroma_url=server.url)
-        ingest_paths([WIRE], settings, store=Store(settings, embedder))
-        desk = Desk(settings, store=Store(settings, embedder))
+        ingest_paths([WIRE], settings, store=Store(settings, remembering_embedder))
+        desk = Desk(settings, store=Store(settings, remembering_embedder))
         before = [p.chunk_id for p in desk.search("Fed interest rates")]
         assert before
 
