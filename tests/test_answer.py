@@ -75,6 +75,10 @@ class Corpus:
         self.at = at  # the embedded store (a data home) or a collection on a Chroma server
         self.files = files  # doc_id -> file name
 
+    @property
+    def home(self) -> Path:
+        return self.at.home
+
     def doc_ids(self, names: set[str]) -> set[str]:
         return {doc for doc, name in self.files.items() if name in names}
 
