@@ -10,7 +10,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -47,9 +54,18 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home)
     collection: str = "news"
-    # A Chroma server (``chroma run``) instead of the embedded store under ``home``.
+    # A Chroma server (``chroma run``, or a hosted one) instead of the embedded store under
+    # ``home``: chroma_url (http(s)://host[:port][/path]), or the older chroma_host + _port.
+    chroma_url: str | None = None
     chroma_host: str | None = None
-    chroma_port: int = 8000
+    chroma_port: int = Field(default=8000, ge=1, le=65535)
+    # Sent with every request: "Authorization: Bearer <token>", or "X-Chroma-Token: <token>".
+    chroma_token: SecretStr | None = None
+    chroma_auth_header: Literal["Authorization", "X-Chroma-Token"] = "Authorization"
+    # Where on the server the collection lives; Chroma's defaults (chromadb.DEFAULT_TENANT /
+    # DEFAULT_DATABASE). Both must exist: newsdesk never creates a tenant or a database.
+    chroma_tenant: str = Field(default="default_tenant", min_length=1)
+    chroma_database: str = Field(default="default_database", min_length=1)
 
     # Embeddings: the bundled ONNX MiniLM (offline) or any OpenAI-compatible server.
     embedder: Literal["minilm", "openai"] = "minilm"
@@ -151,6 +167,38 @@ class Settings(BaseSettings):
             raise ValueError("must be 3-63 letters, digits, '-' or '_'")
         return value
 
+    @field_validator("chroma_url")
+    @classmethod
+    def _chroma_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        problem = _url_problem(text)
+        if problem:
+            shown = text
+            if "@" in text:  # never echo a password
+                scheme, sep, rest = text.partition("://")
+                shown = scheme + sep + "***@" + rest.rpartition("@")[2]
+            raise ValueError(f"{shown!r} {problem}; expected http(s)://host[:port][/path]")
+        return text.rstrip("/")
+
+    @field_validator("chroma_auth_header", mode="before")
+    @classmethod
+    def _auth_header(cls, value: Any) -> Any:
+        if isinstance(value, str):  # header names are case-insensitive
+            for name in ("Authorization", "X-Chroma-Token"):
+                if value.strip().lower() == name.lower():
+                    return name
+        return value
+
+    @model_validator(mode="after")
+    def _one_chroma_server(self) -> Settings:
+        if self.chroma_url and self.chroma_host:
+            raise ValueError(
+                "both NEWSDESK_CHROMA_URL and NEWSDESK_CHROMA_HOST are set; keep only one"
+            )
+        return self
+
     @field_validator("slack_channels", mode="before")
     @classmethod
     def _channel_list(cls, value: Any) -> Any:
@@ -204,10 +252,54 @@ class Settings(BaseSettings):
     def log_path(self) -> Path:
         return self.home / "logs.db"
 
+    @property
+    def uses_chroma_server(self) -> bool:
+        """True for a Chroma server (``chroma_url`` or ``chroma_host``), False for the
+        embedded store under ``home``."""
+        return bool(self.chroma_url or self.chroma_host)
+
+    @property
+    def chroma_server_url(self) -> str | None:
+        """The server's URL (``chroma_url``, or one made of the older host and port)."""
+        if self.chroma_url:
+            return self.chroma_url
+        if not self.chroma_host:
+            return None
+        if self.chroma_host.startswith(("http://", "https://")):  # chromadb takes a URL here
+            return self.chroma_host.rstrip("/")
+        host = f"[{self.chroma_host}]" if ":" in self.chroma_host else self.chroma_host
+        return f"http://{host}:{self.chroma_port}"
+
     def describe_store(self) -> str:
-        if self.chroma_host:
-            return f"chroma server http://{self.chroma_host}:{self.chroma_port}"
+        """Where the passages are, for messages and ``stats`` (never the token)."""
+        if self.uses_chroma_server:
+            return (
+                f"chroma server {self.chroma_server_url} "
+                f"(tenant {self.chroma_tenant}, database {self.chroma_database})"
+            )
         return str(self.chroma_path)
+
+
+def _url_problem(text: str) -> str | None:
+    """Why ``text`` is not a usable Chroma server URL, or None."""
+    from urllib.parse import urlsplit
+
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        return "contains spaces or control characters"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        return "has an invalid port"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "is not an http:// or https:// URL"
+    if not parts.hostname:
+        return "has no host"
+    if parts.username is not None or parts.password is not None:
+        return "carries credentials; set NEWSDESK_CHROMA_TOKEN instead"
+    if parts.query or parts.fragment:
+        return "has a query or fragment"
+    return None
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -216,7 +308,9 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        field = ".".join(str(p) for p in err["loc"])
+        if not field:  # a check across fields names its variables itself
+            raise ConfigError(f"invalid settings: {err['msg']}") from None
         raise ConfigError(
             f"invalid setting {field} (NEWSDESK_{field.upper()}): {err['msg']}"
         ) from None

@@ -22,7 +22,7 @@ from assistant.desk import Desk
 from assistant.errors import PromptError, UsageError
 from assistant.index.store import Store
 from assistant.models.embeddings import MiniLMEmbeddings
-from assistant.settings import Settings, load_settings
+from assistant.settings import Settings
 from assistant.types import (
     ABSTAIN_TEXT,
     Answer,
@@ -33,7 +33,7 @@ from assistant.types import (
     TextDelta,
     Turn,
 )
-from tests.conftest import clean_settings
+from tests.conftest import StoreAt, backend, clean_settings, on_both_stores
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.prompt_reading import passages_in, prompt_of, quotable, system_of
 
@@ -71,28 +71,37 @@ CONDENSED = "What did Josep Borrell say about China mediating between Russia and
 class Corpus:
     """The ingested example articles: where they live and which file each doc_id came from."""
 
-    def __init__(self, home: Path, files: dict[str, str]) -> None:
-        self.home = home
+    def __init__(self, at: StoreAt, files: dict[str, str]) -> None:
+        self.at = at  # the embedded store (a data home) or a collection on a Chroma server
         self.files = files  # doc_id -> file name
+
+    @property
+    def home(self) -> Path:
+        return self.at.home
 
     def doc_ids(self, names: set[str]) -> set[str]:
         return {doc for doc, name in self.files.items() if name in names}
 
 
 @pytest.fixture(scope="module")
-def corpus(examples_home: Path, embedder: MiniLMEmbeddings) -> Corpus:
-    store = Store(clean_settings(examples_home), embedder)
+def corpus(request: pytest.FixtureRequest, embedder: MiniLMEmbeddings) -> Corpus:
+    """The example articles; ``on_both_stores("corpus")`` runs a test on both backends."""
+    if backend(request) == "server":
+        at = request.getfixturevalue("examples_on_server").at
+    else:
+        at = StoreAt(request.getfixturevalue("examples_home"))
+    store = Store(clean_settings(at.home, **at.overrides), embedder)
     files = {
         str(c.metadata["doc_id"]): Path(str(c.metadata["path"])).name
         for c in store.iter_chunks(include_text=False)
     }
     others = {"beijing-olympics-closing.txt", "wire.jsonl", "vellmark-tram-extension.txt"}
     assert set(files.values()) == CHINA_FILES | others
-    return Corpus(examples_home, files)
+    return Corpus(at, files)
 
 
 def make_assistant(corpus: Corpus, embedder: MiniLMEmbeddings, **overrides: Any) -> Desk:
-    settings: Settings = load_settings(home=corpus.home, **overrides)
+    settings: Settings = corpus.at.settings(**overrides)
     return Desk(settings, store=Store(settings, embedder))
 
 
@@ -177,6 +186,7 @@ def assert_numbered_by_article(answer: Answer) -> None:
 # -- extractive mode --------------------------------------------------------------------------
 
 
+@on_both_stores("corpus")
 def test_extractive_answer_is_cited_from_the_mediation_articles(
     extractive: Desk, corpus: Corpus
 ) -> None:
@@ -251,6 +261,7 @@ def test_who_said_question_finds_borrell(extractive: Desk, corpus: Corpus) -> No
     assert_quotes_verbatim(answer)
 
 
+@on_both_stores("corpus")
 def test_since_filter_keeps_only_later_articles(extractive: Desk) -> None:
     since = date(2022, 3, 10)
     passages = extractive.search("China mediation Russia Ukraine", filters=Filters(since=since))
@@ -272,6 +283,7 @@ def test_until_filter_keeps_only_earlier_articles(extractive: Desk) -> None:
     assert any(p.published_at[:10] == until.isoformat() for p in passages)
 
 
+@on_both_stores("corpus")
 def test_source_filter(extractive: Desk) -> None:
     passages = extractive.search("China mediation", filters=Filters(source="Harbor Line News"))
     assert passages

@@ -29,7 +29,7 @@ from assistant.index.store import Store
 from assistant.models.embeddings import MiniLMEmbeddings
 from assistant.settings import Settings, load_settings
 from assistant.types import Final, PassagesFound
-from tests.conftest import ROOT
+from tests.conftest import ROOT, StoreAt, on_both_stores
 
 HARBOUR = """---
 title: Port of Calverin opens a new ferry terminal
@@ -258,12 +258,15 @@ def test_retriever_is_a_langchain_retriever_that_composes(
     assert "Continental Ledger" in chain.invoke("Borrell China mediator")
 
 
+@on_both_stores("examples_store")
 def test_stats_and_sources_come_from_the_desk(
-    examples_home: Path, embedder: MiniLMEmbeddings
+    examples_store: StoreAt, embedder: MiniLMEmbeddings
 ) -> None:
-    desk = _desk(examples_home, embedder)
+    settings = examples_store.settings()
+    desk = Desk(settings, store=Store(settings, embedder))
     stats = desk.stats()
     assert stats.documents >= 10 and stats.chunks >= stats.documents and stats.generation == 1
+    assert stats.store == settings.describe_store()
     sources = desk.sources()
     assert sum(s.articles for s in sources) == stats.documents
     ledger = next(s for s in sources if s.source == "Continental Ledger")

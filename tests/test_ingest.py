@@ -36,6 +36,7 @@ from ingest.chunking import chunk_text, chunker_id, count_tokens
 from ingest.loaders import Article, LoadError, Skipped, load_path, path_doc_id
 from ingest.pipeline import IngestReport, ingest_paths
 from ingest.writer import writes
+from tests.conftest import ServerExamples, backend, on_both_stores
 from tests.fake_openai import EMBEDDING_DIM, FakeOpenAI, fake_embedding
 from tests.pdf_util import make_pdf
 
@@ -339,17 +340,30 @@ def write_jsonl(path: Path, records: list[dict[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def examples(
-    tmp_path_factory: pytest.TempPathFactory, embedder: MiniLMEmbeddings
+def embedded_examples(
+    tmp_path_factory: pytest.TempPathFactory, remembering_embedder: MiniLMEmbeddings
 ) -> Iterator[Ingested]:
-    """``examples/articles`` copied and ingested once; the tests that use it only read."""
+    """``examples/articles`` copied and ingested once; the tests that use it only read. (The
+    embedder remembers the examples' vectors from ``examples_home`` when that ran first.)"""
     root = tmp_path_factory.mktemp("examples")
     folder = root / "articles"
     shutil.copytree(EXAMPLES, folder)
     settings = make_settings(root / "home")
-    store = Store(settings, embedder)
+    store = Store(settings, remembering_embedder)
     report = ingest_paths([str(folder)], settings, store=store)
     yield Ingested(folder, settings, store, report, list(store.iter_chunks()))
+
+
+@pytest.fixture
+def examples(request: pytest.FixtureRequest, embedder: MiniLMEmbeddings) -> Ingested:
+    """The example articles ingested once, in the embedded store or (``on_both_stores``) in
+    a collection of the session's Chroma server (ingested from ``examples/articles`` itself)."""
+    if backend(request) == "embedded":
+        return request.getfixturevalue("embedded_examples")  # type: ignore[no-any-return]
+    on_server: ServerExamples = request.getfixturevalue("examples_on_server")
+    settings = on_server.at.settings()
+    store = Store(settings, embedder)
+    return Ingested(EXAMPLES, settings, store, on_server.report, list(store.iter_chunks()))
 
 
 @pytest.fixture
@@ -398,6 +412,7 @@ def small_corpus(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------- 1. the example corpus
 
 
+@on_both_stores("examples")
 def test_examples_ingest_counts(examples: Ingested) -> None:
     report = examples.report
     assert report.skipped == [] and report.exit_code == 0
@@ -562,6 +577,7 @@ def test_collection_uses_cosine_and_the_configured_hnsw_breadth(
 # ----------------------------------------------------------- 2. unchanged, changed, pruned
 
 
+@on_both_stores("examples")
 def test_reingest_unchanged_embeds_nothing(examples: Ingested) -> None:
     before = sorted((c.chunk_id, c.metadata["content_hash"]) for c in examples.chunks)
     report = ingest_paths(
@@ -577,6 +593,7 @@ def test_reingest_unchanged_embeds_nothing(examples: Ingested) -> None:
     assert lexical_current(examples.settings, examples.store)
 
 
+@on_both_stores("settings")
 def test_changed_file_replaces_its_chunks(
     tmp_path: Path, embedder: MiniLMEmbeddings, settings: Settings
 ) -> None:
@@ -645,6 +662,7 @@ def test_changed_jsonl_line_updates_only_that_document(
     assert_consistent(store, load_articles(small_corpus))
 
 
+@on_both_stores("settings")
 def test_prune_removes_documents_of_deleted_files(
     small_corpus: Path, tmp_path: Path, embedder: MiniLMEmbeddings, settings: Settings
 ) -> None:

@@ -55,7 +55,7 @@ class LiveIndex:
             lexical = self._lexical
             if lexical is not None and lexical.generation == generation:
                 return lexical
-            if lexical is not None and not self.settings.chroma_host:
+            if lexical is not None and not self.settings.uses_chroma_server:
                 # an embedded client does not see vectors another process added
                 self.store.connection.reopen(self.store.connection.epoch)
             self._lexical = self._load(generation)

@@ -1,10 +1,11 @@
 """The Chroma collection that holds passages, through Chroma's public client API.
 
-Embedded ``PersistentClient`` under the data home by default, a Chroma server (``chroma run``)
-when ``NEWSDESK_CHROMA_HOST`` is set. The collection's metadata is the store's manifest: the
-embedder and chunker that built it (opening it with another embedder is an
-:class:`EmbedderMismatchError`), and the index **generation**, which every completed ingest
-advances. Chroma's own default embedding function is never used.
+Embedded ``PersistentClient`` under the data home by default, a Chroma server (``chroma run``
+or a hosted one) when ``NEWSDESK_CHROMA_URL`` (or the older ``NEWSDESK_CHROMA_HOST``) is set:
+``HttpClient`` with the token header, tenant and database of the settings. The collection's
+metadata is the store's manifest: the embedder and chunker that built it (opening it with
+another embedder is an :class:`EmbedderMismatchError`), and the index **generation**, which
+every completed ingest advances. Chroma's own default embedding function is never used.
 
 Long-lived readers: an embedded client keeps its vector index in memory and does not see what
 another process adds (asking it for a new id's vector fails with "Error finding id"). So one
@@ -16,11 +17,13 @@ the connection is reopened on the next call.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -77,21 +80,62 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _auth_headers(settings: Settings) -> dict[str, str]:
+    if settings.chroma_token is None:
+        return {}
+    token = settings.chroma_token.get_secret_value()
+    if settings.chroma_auth_header == "Authorization":
+        return {"Authorization": f"Bearer {token}"}
+    return {settings.chroma_auth_header: token}
+
+
+def _http_client(settings: Settings, chroma_settings: Any) -> Any:
+    """A client of the configured Chroma server, tenant and database. Both must exist:
+    chromadb checks them when the client is made (one request each)."""
+    import chromadb
+    from chromadb.errors import NotFoundError
+
+    if settings.chroma_url:
+        # chromadb takes a whole URL as the host: its port (or the scheme's), and the path
+        # as a prefix of Chroma's /api/v2 (a server behind a reverse proxy)
+        url = urlsplit(settings.chroma_url)
+        host, port = settings.chroma_url, url.port or (443 if url.scheme == "https" else 80)
+        ssl = url.scheme == "https"
+    else:
+        host, port, ssl = str(settings.chroma_host), settings.chroma_port, False
+    try:
+        return chromadb.HttpClient(
+            host=host,
+            port=port,
+            ssl=ssl,
+            headers=_auth_headers(settings),
+            settings=chroma_settings,
+            tenant=settings.chroma_tenant,
+            database=settings.chroma_database,
+        )
+    except NotFoundError as exc:  # "Tenant [x] not found", "Database [x] not found. ..."
+        raise StoreError(
+            f"cannot open the Chroma store at {settings.describe_store()}: {_one_line(exc)} "
+            "(newsdesk does not create tenants or databases; create it on the server or fix "
+            "NEWSDESK_CHROMA_TENANT / NEWSDESK_CHROMA_DATABASE)"
+        ) from None
+
+
 def make_client(settings: Settings) -> Any:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     try:
-        if settings.chroma_host:
-            return chromadb.HttpClient(
-                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings
-            )
+        if settings.uses_chroma_server:
+            return _http_client(settings, chroma_settings)
         settings.chroma_path.mkdir(parents=True, exist_ok=True)
         with open_lock(settings):
             return chromadb.PersistentClient(
                 path=str(settings.chroma_path), settings=chroma_settings
             )
+    except StoreError:
+        raise
     except Exception as exc:  # chromadb raises many types; all mean the same to a user
         raise StoreError(
             f"cannot open the Chroma store at {settings.describe_store()}: {_one_line(exc)}"
@@ -115,6 +159,10 @@ class Connection:
     @classmethod
     def shared(cls, settings: Settings) -> Connection:
         key = settings.describe_store()
+        if settings.uses_chroma_server and settings.chroma_token is not None:
+            # another token is another client (never shown: only a digest is kept)
+            secret = f"{settings.chroma_auth_header}:{settings.chroma_token.get_secret_value()}"
+            key += " " + hashlib.sha256(secret.encode()).hexdigest()
         with cls._registry_lock:
             conn = cls._registry.get(key)
             if conn is None:

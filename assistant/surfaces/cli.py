@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
             err.print(f"[dim]{ctx.get_usage()}[/dim]", highlight=False)
         return 1
     except NewsdeskError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except OSError as exc:  # disk full, read-only or missing folders of the data home
         where = f" ({exc.filename})" if exc.filename else ""
