@@ -233,3 +233,40 @@ def test_a_server_that_goes_away_is_one_line_and_the_same_desk_answers_after_res
         assert desk.answer(FED).citations[0].passage.doc_id == "wire-fed-2022-03-16"
     finally:
         server.stop()
+
+
+def test_an_ingest_from_another_machine_is_caught_up_reading_only_what_changed(
+    chroma_server: ChromaServer, tmp_path: Path, remembering_embedder: RememberingMiniLM,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Two data homes (the service host and an analyst's laptop) on one Chroma collection: the
+    service's lexical index is brought level with what the laptop ingested, one document read."""
+    where = chroma_server.new_collection()
+    service = load_settings(home=tmp_path / "service", **where)
+    laptop = load_settings(home=tmp_path / "laptop", **where)
+    ingest_paths([WIRE], service, store=Store(service, remembering_embedder))
+    desk = Desk(service, store=Store(service, remembering_embedder))
+    assert desk.search(FED, k=1)[0].doc_id == "wire-fed-2022-03-16"
+
+    extra = tmp_path / "new" / "ferry.md"
+    extra.parent.mkdir()
+    extra.write_text(
+        "---\ntitle: Calverin ferry gets two new berths\nsource: Harbor Line News\n"
+        "published: 2022-03-20\n---\nThe Calverin ferry terminal opened two new berths on "
+        "Sunday, the port authority said.\n"
+    )
+    ingest_paths([WIRE, str(extra.parent)], laptop, store=Store(laptop, remembering_embedder))
+    read: list[str] = []
+    real = Store.doc_chunks
+
+    def counting(self: Store, doc_ids: Any) -> Any:
+        read.extend(doc_ids)
+        return real(self, doc_ids)
+
+    monkeypatch.setattr(Store, "doc_chunks", counting)
+    with caplog.at_level("WARNING"):
+        hits = desk.search("Calverin ferry berths", k=1)
+    assert hits and hits[0].title == "Calverin ferry gets two new berths"
+    assert hits[0].lexical > 0  # found by BM25 too: the service's lexical index holds it
+    assert len(read) == 1  # only the new article was read from Chroma
+    assert any("bringing the BM25 index level" in r.getMessage() for r in caplog.records)

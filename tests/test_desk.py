@@ -362,7 +362,7 @@ def test_a_damaged_lexical_snapshot_is_rebuilt_once_and_said_so(
         again = desk.search("library opening hours", k=2)
     assert hits[0].title.startswith("Port of Calverin")
     assert again[0].title.startswith("Calverin library")
-    repairs = [r for r in caplog.records if "rebuilding the BM25 index" in r.getMessage()]
+    repairs = [r for r in caplog.records if "bringing the BM25 index level" in r.getMessage()]
     assert len(repairs) == 1
 
 

@@ -15,6 +15,7 @@ Memory stays bounded whatever the archive's size: tantivy's writer heap is fixed
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -61,7 +62,13 @@ class LexicalStore:
 
     @classmethod
     def beside(cls, settings: Settings, store: Store) -> LexicalStore:
-        return cls(settings.home / "lexical" / store.name, store.name)
+        """``<home>/lexical/<collection>``; for a Chroma server the folder also names the
+        server, tenant and database (two archives with one collection name never share it)."""
+        folder = store.name
+        if settings.uses_chroma_server:
+            where = hashlib.sha1(settings.describe_store().encode()).hexdigest()[:10]
+            folder = f"{store.name}@{where}"
+        return cls(settings.home / "lexical" / folder, store.name)
 
     @property
     def state_path(self) -> Path:

@@ -79,7 +79,7 @@ class LiveIndex:
                 return self.snapshots.load(generation)
             except SnapshotInvalid:
                 pass
-            self.on_repair(f"{problem}; rebuilding the BM25 index from the collection")
+            self.on_repair(f"{problem}; bringing the BM25 index level with the collection")
             with self.snapshots.writer() as lexical:
                 lexical.reconcile(self.store)
                 lexical.commit(generation)
