@@ -26,7 +26,7 @@ from slack_sdk.errors import SlackApiError
 
 from assistant.answerlog import AnswerLog, LogError
 from assistant.desk import Desk
-from assistant.errors import ConfigError, EmptyCollectionError, LLMError
+from assistant.errors import ConfigError, EmptyCollectionError, LLMError, NewsdeskError
 from assistant.redact import redact
 from assistant.surfaces.slack import blocks as bk
 from assistant.surfaces.slack.threads import AnswerCache, ThreadMemory
@@ -54,9 +54,9 @@ class Job:
 class Responder:
     def __init__(
         self,
-        desk: Desk,
+        desk: Desk | Any,  # or a RemoteDesk (NEWSDESK_SERVER_URL)
         client: WebClient,
-        answer_log: AnswerLog | None,
+        answer_log: AnswerLog | Any | None,
         memory: ThreadMemory,
         *,
         workers: int = 4,
@@ -190,7 +190,7 @@ class Responder:
         for event in events:
             if isinstance(event, Final):
                 answer = event.answer
-            elif isinstance(event, TextDelta) and event.text and self.settings.use_llm:
+            elif isinstance(event, TextDelta) and event.text and self._streams_text():
                 text += event.text
                 if self.streaming and ts is None:
                     if stream is None:
@@ -223,6 +223,15 @@ class Responder:
                 )
             ts = stream.ts
         return answer, ts
+
+    def _streams_text(self) -> bool:
+        """Whether answers come from a model (the service's, for a thin client)."""
+        if not hasattr(self.desk, "llm_configured"):
+            return self.settings.use_llm
+        try:
+            return bool(self.desk.llm_configured) and not self.settings.extractive
+        except NewsdeskError:
+            return False
 
     def _refused(self, job: Job, exc: SlackApiError) -> None:
         error = exc.response.get("error")

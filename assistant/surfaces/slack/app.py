@@ -129,9 +129,9 @@ class SlackBot:
         )  # fmt: skip
 
 
-def create_bot(
-    settings: Settings, *, desk: Desk | None = None, socket: bool | None = None
-) -> SlackBot:
+def create_bot(settings: Settings, *, desk: Any = None, socket: bool | None = None) -> SlackBot:
+    """The bot over ``desk`` (default: a local Desk, or the service's with
+    NEWSDESK_SERVER_URL)."""
     socket = bool(settings.slack_app_token) if socket is None else socket
     check_credentials(settings, socket=socket)
     client = web_client(settings)
@@ -154,11 +154,17 @@ def create_bot(
         token_verification_enabled=False,  # done above, once
         logger=bolt_log,
     )  # fmt: skip
-    answer_log: AnswerLog | None = None
-    try:
-        answer_log = AnswerLog.open(settings)
-    except LogError as exc:
-        log.warning("%s; answers are not logged", exc)
+    answer_log: Any = None  # AnswerLog | RemoteLog | None
+    if desk is None and settings.server_url:  # a thin client of `newsdesk serve`
+        from assistant.remote import RemoteDesk, RemoteLog
+
+        desk = RemoteDesk(settings, surface="slack")
+        answer_log = RemoteLog(desk)
+    else:
+        try:
+            answer_log = AnswerLog.open(settings)
+        except LogError as exc:
+            log.warning("%s; answers are not logged", exc)
     memory = ThreadMemory(answer_log)
     responder = Responder(
         desk or Desk(settings), client, answer_log, memory, workers=settings.slack_workers
