@@ -437,3 +437,59 @@ def test_serve_command_runs_the_service(home: Path, tmp_path: Path) -> None:
     assert [(a["method"], a["path"], a["status"]) for a in access][-2:] == [
         ("GET", "/v1/sources", 200), ("POST", "/v1/answer", 200),
     ]  # fmt: skip
+
+
+def test_the_slack_bot_answers_through_the_service(url: str, home: Path, tmp_path: Path) -> None:
+    """NEWSDESK_SERVER_URL: the bot has no store of its own; answers, thread history and
+    feedback all go through the service."""
+    pytest.importorskip("slack_bolt")
+    from assistant.settings import load_settings
+    from assistant.surfaces.slack import blocks as bk
+    from assistant.surfaces.slack.app import create_bot
+    from assistant.surfaces.slack.server import SlackHTTPServer
+    from tests.fake_slack import SECRET, FakeSlack, mention, message, post_event, post_form
+
+    with FakeSlack() as slack:
+        settings = load_settings(
+            home=tmp_path / "bot-home", SLACK_BOT_TOKEN="xoxb-test-0001",
+            SLACK_SIGNING_SECRET=SECRET, slack_api_url=slack.base_url, server_url=url,
+            api_token=TOKEN,
+        )  # fmt: skip
+        bot = create_bot(settings)
+        server = SlackHTTPServer(bot.app, "127.0.0.1", 0, bot.bot_user_id)
+        server.start()
+        events_url = f"http://127.0.0.1:{server.port}/slack/events"
+        try:
+            event = mention("CREMOTE", BIDEN)
+            assert post_event(events_url, event)[0] == 200
+            first = slack.answer_message("CREMOTE")
+            assert BIDEN_TITLE in json.dumps(first.blocks(), ensure_ascii=False)
+            assert post_event(events_url, message("CREMOTE", HOW_LONG, thread_ts=event["ts"]))[0]
+            slack.wait(lambda: len(slack.of("chat.postMessage", channel="CREMOTE")) == 2)
+            second = slack.of("chat.postMessage", channel="CREMOTE")[-1]
+            assert "one hour and 50 minutes" in json.dumps(second.blocks(), ensure_ascii=False)
+
+            (actions,) = [b for b in second.blocks() if b["type"] == "context_actions"]
+            value = actions["elements"][0]["negative_button"]["value"]
+            click = {
+                "type": "block_actions", "user": {"id": "UHUMAN02"}, "team": {"id": "T0000001"},
+                "channel": {"id": "CREMOTE"}, "trigger_id": "trig-1",
+                "container": {"type": "message", "channel_id": "CREMOTE",
+                              "thread_ts": event["ts"]},
+                "message": {"ts": "1.0", "thread_ts": event["ts"]},
+                "actions": [{"type": "feedback_buttons", "action_id": bk.FEEDBACK_ACTION,
+                             "value": value, "block_id": "b1", "action_ts": "1"}],
+            }  # fmt: skip
+            assert post_form(events_url, {"payload": json.dumps(click)})[0] == 200
+            slack.wait(lambda: slack.of("chat.postEphemeral"))
+        finally:
+            server.shutdown()
+            server.server_close()
+            bot.close()
+    assert not (tmp_path / "bot-home" / "logs.db").exists()  # the service logged, not the bot
+    with AnswerLog(home / "logs.db") as answer_log:
+        turns = answer_log.list(10, conversation_id=f"slack:CREMOTE:{event['ts']}")[::-1]
+    assert [(e.question, e.surface) for e in turns] == [(BIDEN, "slack"), (HOW_LONG, "slack")]
+    assert turns[1].standalone_question == f"{BIDEN} {HOW_LONG}"
+    assert value == f"bad:{turns[1].id}"
+    assert turns[1].verdict is not None and turns[1].verdict.who == "UHUMAN02"
