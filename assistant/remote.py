@@ -281,7 +281,10 @@ class RemoteLog:
         return []
 
     def conversations(self, limit: int = 20, surface: str | None = None) -> list[Any]:
-        return []
+        raise LogError(
+            "the conversations are in the service's answer log (`newsdesk log` there); "
+            "/history and --continue are not available with --server"
+        )
 
     def conversation(self, conversation_id: str) -> Conversation | None:
         return None

@@ -387,6 +387,9 @@ def test_chat_with_server_reads_like_the_local_chat(
     local, remote = outputs
     assert "one hour and 50 minutes" in remote and f"→ searching: {BIDEN} {HOW_LONG}" in remote
     assert "The two leaders also discussed Taiwan" in remote  # /open 1: the text around it
+    monkeypatch.setattr(sys, "stdin", io.StringIO("/history\n"))
+    assert "not available with --server" in _run(["chat", "--server", url], capsys)[1]
+    assert "not available with --server" in _run(["chat", "--continue", "--server", url], capsys)[2]
     marked = re.search(r"marked log #(\d+) bad \(too long\)", remote)
     assert marked is not None
     assert _same_run(re.sub(r"log #\d+", "log #N", remote)) == _same_run(

@@ -80,9 +80,11 @@ def create_app(settings: Settings, desk: Desk | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # answers run in the loop's default executor (Desk.aanswer/astream): room for many
-        asyncio.get_running_loop().set_default_executor(
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(
             ThreadPoolExecutor(max_workers=64, thread_name_prefix="newsdesk-serve")
         )
+        loop.run_in_executor(None, _warm, service.desk)  # while the first requests come in
         yield
         service.desk.close()
         if service.answer_log is not None:
@@ -97,6 +99,14 @@ def create_app(settings: Settings, desk: Desk | None = None) -> FastAPI:
     add_routes(app, service)
     app.add_middleware(Guard, settings=settings)
     return app
+
+
+def _warm(desk: Desk) -> None:
+    """Load the embedder and the lexical index now, not on the first question."""
+    try:
+        desk.search("news", k=1)
+    except Exception as exc:  # nothing ingested, the store down: the requests will say so
+        log.debug("warm-up: %s", exc)
 
 
 def _errors(app: FastAPI, settings: Settings) -> None:

@@ -19,6 +19,8 @@ from assistant.errors import ConfigError
 from assistant.settings import Settings, load_settings
 
 LOOPBACK_NAMES = ("localhost", "ip6-localhost")
+_LOG_LEVEL = "_NEWSDESK_SERVE_LOG_LEVEL"  # the CLI's level, handed to --workers processes
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # as the CLI's own
 
 
 def is_loopback(host: str) -> bool:
@@ -43,7 +45,16 @@ def app_from_env() -> FastAPI:
     """The app of one ``--workers`` process (settings from the environment)."""
     from assistant.surfaces.service.app import create_app
 
+    level = int(os.environ.get(_LOG_LEVEL, logging.WARNING))
+    if not logging.getLogger().handlers:  # a fresh worker process: log as the parent does
+        logging.basicConfig(level=level, format=LOG_FORMAT)
+    _access_log(level)
     return create_app(load_settings())
+
+
+def _access_log(level: int) -> None:
+    """The access log is info: shown by default for the service (and more with -v)."""
+    logging.getLogger("assistant.surfaces.service").setLevel(min(logging.INFO, level))
 
 
 def serve(
@@ -56,9 +67,8 @@ def serve(
 ) -> None:
     """Serve until Ctrl-C or SIGTERM."""
     check_bind(settings, host)
-    logging.getLogger("assistant.surfaces.service").setLevel(
-        min(logging.INFO, logging.getLogger().getEffectiveLevel())
-    )  # the access log is info: shown by default for the service
+    level = logging.getLogger().getEffectiveLevel()
+    _access_log(level)
     auth = "bearer token required" if settings.api_token else "no token (loopback only)"
     where = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     say(f"newsdesk serve: {where} · collection {settings.collection} · {auth} · "
@@ -67,6 +77,7 @@ def serve(
               "timeout_graceful_shutdown": 5}  # fmt: skip
     if workers > 1:
         os.environ["NEWSDESK_COLLECTION"] = settings.collection  # the workers read the env
+        os.environ[_LOG_LEVEL] = str(level)
         if settings.extractive:
             os.environ["NEWSDESK_EXTRACTIVE"] = "true"
         uvicorn.run("assistant.surfaces.service.server:app_from_env", factory=True,
