@@ -496,3 +496,21 @@ def test_the_slack_bot_answers_through_the_service(url: str, home: Path, tmp_pat
     assert turns[1].standalone_question == f"{BIDEN} {HOW_LONG}"
     assert value == f"bad:{turns[1].id}"
     assert turns[1].verdict is not None and turns[1].verdict.who == "UHUMAN02"
+
+
+def test_nothing_ingested_is_503_and_health_still_answers(tmp_path: Path, embedder: Any) -> None:
+    from assistant.errors import EmptyCollectionError
+
+    with running(service_settings(tmp_path / "empty"), embedder) as base:
+        r = ask(base, BIDEN)
+        assert r.status_code == 503
+        assert r.json()["error"]["message"].startswith("nothing is ingested in collection 'news'")
+        streamed = ask(base, BIDEN, stream=True)  # fails before the stream starts: a status
+        assert streamed.status_code == 503 and streamed.json()["error"]["code"] == (
+            "EmptyCollectionError"
+        )
+        health = httpx.get(f"{base}/healthz").json()
+        assert health["status"] == "ok" and health["documents"] == 0
+        remote = RemoteDesk(service_settings(tmp_path), url=base)
+        with remote, pytest.raises(EmptyCollectionError, match="run `newsdesk ingest"):
+            list(remote.stream(BIDEN))
