@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,6 +30,9 @@ from assistant.errors import InputError, NewsdeskError
 from assistant.settings import Settings
 from assistant.surfaces.render import AnswerView, plural
 from assistant.types import Answer, Conversation, Filters
+
+if TYPE_CHECKING:
+    from assistant.remote import RemoteDesk, RemoteLog
 
 log = logging.getLogger(__name__)
 PROMPT = "ask> "
@@ -42,9 +45,9 @@ Reader = Callable[[str], str]  # prompt -> line; EOFError at the end, KeyboardIn
 class ChatSession:
     """What a chat knows between turns; the slash commands read and change it."""
 
-    desk: Any  # a Desk, or a RemoteDesk (``--server``)
+    desk: Desk | RemoteDesk  # a RemoteDesk with ``--server``
     console: Console
-    answer_log: Any  # AnswerLog | RemoteLog | None
+    answer_log: AnswerLog | RemoteLog | None
     filters: Filters = field(default_factory=Filters)
     k: int | None = None
     extractive: bool = True
@@ -220,8 +223,8 @@ def _run(
 ) -> int:
     from assistant.surfaces.chat_commands import run_command
 
-    desk: Any
-    answer_log: Any = None
+    desk: Desk | RemoteDesk
+    answer_log: AnswerLog | RemoteLog | None = None
     if settings.server_url:  # a thin client: the service answers and logs
         from assistant.remote import RemoteDesk, RemoteLog
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -31,6 +31,9 @@ from assistant.redact import redact
 from assistant.surfaces.slack import blocks as bk
 from assistant.surfaces.slack.threads import AnswerCache, ThreadMemory
 from assistant.types import Answer, Event, Final, TextDelta
+
+if TYPE_CHECKING:
+    from assistant.remote import RemoteDesk, RemoteLog
 
 log = logging.getLogger(__name__)
 WORKING_REACTION = "hourglass_flowing_sand"
@@ -54,9 +57,9 @@ class Job:
 class Responder:
     def __init__(
         self,
-        desk: Desk | Any,  # or a RemoteDesk (NEWSDESK_SERVER_URL)
+        desk: Desk | RemoteDesk,  # a RemoteDesk with NEWSDESK_SERVER_URL
         client: WebClient,
-        answer_log: AnswerLog | Any | None,
+        answer_log: AnswerLog | RemoteLog | None,
         memory: ThreadMemory,
         *,
         workers: int = 4,
