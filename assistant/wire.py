@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistant.errors import UsageError
 from assistant.types import (
     Answer,
     Event,
@@ -76,7 +77,15 @@ def history_json(turns: Sequence[Turn]) -> list[dict[str, Any]]:
 
 
 def history_from_json(turns: Sequence[TurnIn]) -> list[Turn]:
-    return [Turn(question=t.question, answer=Answer.from_contract(t.answer)) for t in turns]
+    out = []
+    for i, t in enumerate(turns):
+        try:
+            out.append(Turn(question=t.question, answer=Answer.from_contract(t.answer)))
+        except (KeyError, TypeError, ValueError):
+            raise UsageError(
+                f"history.{i}.answer: not an answer as /v1/answer returns it"
+            ) from None
+    return out
 
 
 def event_json(event: Event, log_id: int | None = None) -> dict[str, Any]:

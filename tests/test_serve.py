@@ -211,6 +211,11 @@ def test_user_errors_are_one_line_json(url: str) -> None:
     bad_date = httpx.get(f"{url}/v1/search", params={"q": "Xi", "since": "March"}, headers=authed())
     assert bad_date.status_code == 400 and bad_date.json()["error"]["message"].startswith("since")
     assert httpx.get(f"{url}/v1/nothing", headers=authed()).status_code == 404
+    broken = ask(url, HOW_LONG, history=[{"question": BIDEN, "answer": {"answer": "x"}}])
+    assert broken.status_code == 400
+    assert broken.json()["error"]["message"] == (
+        "history.0.answer: not an answer as /v1/answer returns it"
+    )
 
 
 # -- limits and the access log ---------------------------------------------------------------
@@ -294,6 +299,12 @@ def test_the_openai_client_gets_the_cited_answer(url: str) -> None:
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert all(c.object == "chat.completion.chunk" and c.model == "newsdesk" for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == content
+    counted = list(client.chat.completions.create(
+        model="newsdesk", messages=[{"role": "user", "content": BIDEN}], stream=True,
+        stream_options={"include_usage": True},
+    ))  # fmt: skip
+    assert counted[-1].choices == [] and counted[-1].usage is not None
+    assert counted[-1].usage.total_tokens == 0  # extractive: no model was used
 
     follow = client.chat.completions.create(model="newsdesk", messages=[
         {"role": "system", "content": "Be brief."}, {"role": "user", "content": BIDEN},

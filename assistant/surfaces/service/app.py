@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from assistant.answerlog import AnswerLog, LogError
 from assistant.desk import Desk
 from assistant.errors import NewsdeskError, UsageError
+from assistant.redact import redact
 from assistant.settings import Settings
 from assistant.surfaces.service import sse
 from assistant.surfaces.service.security import Guard
@@ -139,7 +140,7 @@ def _routes(app: FastAPI, service: Service) -> None:
         try:
             stats = desk.stats()
         except Exception as exc:
-            reason = sse.status_of(exc)[3]
+            reason = redact(sse.status_of(exc)[3], service.settings)
             return JSONResponse({"status": "unavailable", "store": False, "error": reason}, 503)
         return JSONResponse({"status": "ok", "store": True, "collection": stats.collection,
                              "documents": stats.documents, "chunks": stats.chunks})  # fmt: skip

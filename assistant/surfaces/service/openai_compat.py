@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from assistant.errors import UsageError
+from assistant.redact import redact
 from assistant.surfaces.render import render_sources
 from assistant.surfaces.service import sse
 from assistant.types import Answer, Event, Filters, Final, Turn
@@ -59,6 +60,7 @@ class ChatRequest(BaseModel):
     filters: Filters | None = None
     k: int | None = Field(default=None, ge=1, le=50)
     extractive: bool | None = None
+    stream_options: dict[str, Any] | None = None
 
 
 def reply_text(answer: Answer) -> str:
@@ -164,9 +166,13 @@ def add_routes(app: FastAPI, service: Service) -> None:
                 for piece in _pieces(reply_text(event.answer)):
                     yield sse.frame(_chunk(cid, created, {"content": piece}, None))
                 yield sse.frame(_chunk(cid, created, {}, "stop"))
+                if (body.stream_options or {}).get("include_usage"):
+                    usage = _completion(cid, event.answer, "")["usage"]
+                    last = _chunk(cid, created, {}, None) | {"choices": [], "usage": usage}
+                    yield sse.frame(last)
             except Exception as exc:  # after the status line: OpenAI's in-stream error
                 _, kind, code, message = sse.status_of(exc)
-                yield sse.frame(error_json(message, kind, code or None))
+                yield sse.frame(error_json(redact(message, service.settings), kind, code or None))
             finally:
                 await events.aclose()  # type: ignore[attr-defined]
             yield sse.frame("[DONE]")
