@@ -22,7 +22,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel
 
 from assistant.answering import when
 from assistant.answering.pipeline import AnswerPipeline, Request
@@ -35,38 +34,22 @@ from assistant.index.retriever import HybridRetriever, HybridSearch
 from assistant.index.schema import ChunkMeta, chunk_id
 from assistant.index.store import GENERATION, Store
 from assistant.settings import Settings, load_settings
-from assistant.types import Answer, Conversation, Event, Filters, Final, Passage, Turn
+from assistant.types import (
+    Answer,
+    Conversation,
+    Event,
+    Filters,
+    Final,
+    Passage,
+    PassageContext,
+    SourceInfo,
+    Stats,
+    Turn,
+)
 
 log = logging.getLogger(__name__)
 History = Conversation | Sequence[Turn] | None
-
-
-class Stats(BaseModel):
-    documents: int
-    chunks: int
-    collection: str
-    embedder: str
-    chunker: str
-    store: str
-    llm: str | None
-    generation: int
-    stories: int = 0  # documents grouped into stories (copies of one article count once)
-
-
-class SourceInfo(BaseModel):
-    source: str  # "" for articles without one
-    articles: int
-    first_published: str | None  # YYYY-MM-DD, None when no article of it is dated
-    last_published: str | None
-
-
-class PassageContext(BaseModel):
-    """A passage with the article text around it (the neighbouring chunks, overlap removed)."""
-
-    passage: Passage
-    before: str = ""
-    after: str = ""
-    path: str = ""  # the file it was ingested from
+__all__ = ["Desk", "History", "PassageContext", "SourceInfo", "Stats"]
 
 
 def _with_as_of(filters: Filters | None, as_of: date | None) -> Filters | None:

@@ -40,3 +40,8 @@ class LLMError(NewsdeskError):
 class UsageError(NewsdeskError):
     """A request the store cannot mean: an unknown source, a date range that ends before it
     starts. The message names the value and what would be valid."""
+
+
+class ServiceError(NewsdeskError):
+    """The newsdesk service (``--server``, ``NEWSDESK_SERVER_URL``) cannot be reached, refused
+    the request or failed; the message says which, in one line."""

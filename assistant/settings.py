@@ -160,6 +160,14 @@ class Settings(BaseSettings):
     # LLM mode without chat streaming: at most one chat.update per this many seconds.
     slack_update_interval_s: float = Field(default=1.0, ge=0.2)
 
+    # The team service (``newsdesk serve``) and its thin clients (``--server``, the Slack bot).
+    # Every /v1 route needs ``Authorization: Bearer <api_token>`` when it is set; serve refuses
+    # a non-loopback host without it. Clients send it to ``server_url``.
+    api_token: SecretStr | None = None
+    server_url: str | None = None  # set: ask/chat/search/stats/sources/slack use this service
+    serve_max_request_kb: int = Field(default=256, ge=1, le=65_536)  # larger bodies: 413
+    serve_client_concurrency: int = Field(default=8, ge=1, le=1024)  # per token/address: 429
+
     @field_validator("collection")
     @classmethod
     def _collection_name(cls, value: str) -> str:

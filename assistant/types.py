@@ -298,6 +298,35 @@ class Conversation(BaseModel):
         return turn
 
 
+# -- what the desk reports besides answers -------------------------------------------------
+class Stats(BaseModel):
+    documents: int
+    chunks: int
+    collection: str
+    embedder: str
+    chunker: str
+    store: str
+    llm: str | None
+    generation: int
+    stories: int = 0  # documents grouped into stories (copies of one article count once)
+
+
+class SourceInfo(BaseModel):
+    source: str  # "" for articles without one
+    articles: int
+    first_published: str | None  # YYYY-MM-DD, None when no article of it is dated
+    last_published: str | None
+
+
+class PassageContext(BaseModel):
+    """A passage with the article text around it (the neighbouring chunks, overlap removed)."""
+
+    passage: Passage
+    before: str = ""
+    after: str = ""
+    path: str = ""  # the file it was ingested from
+
+
 # -- stream events ---------------------------------------------------------------------------
 class PassagesFound(BaseModel):
     """First event of every answer: what retrieval found (a surface may show sources early)."""

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,6 +30,9 @@ from assistant.errors import InputError, NewsdeskError
 from assistant.settings import Settings
 from assistant.surfaces.render import AnswerView, plural
 from assistant.types import Answer, Conversation, Filters
+
+if TYPE_CHECKING:
+    from assistant.remote import RemoteDesk, RemoteLog
 
 log = logging.getLogger(__name__)
 PROMPT = "ask> "
@@ -41,9 +45,9 @@ Reader = Callable[[str], str]  # prompt -> line; EOFError at the end, KeyboardIn
 class ChatSession:
     """What a chat knows between turns; the slash commands read and change it."""
 
-    desk: Desk
+    desk: Desk | RemoteDesk  # a RemoteDesk with ``--server``
     console: Console
-    answer_log: AnswerLog | None
+    answer_log: AnswerLog | RemoteLog | None
     filters: Filters = field(default_factory=Filters)
     k: int | None = None
     extractive: bool = True
@@ -55,6 +59,11 @@ class ChatSession:
     @property
     def settings(self) -> Settings:
         return self.desk.settings
+
+    @property
+    def llm_available(self) -> bool:
+        """Whether answers can come from a language model (the service's, with --server)."""
+        return bool(getattr(self.desk, "llm_configured", self.settings.llm_configured))
 
     def say(self, markup: str) -> None:
         self.console.print(markup, highlight=False)
@@ -214,19 +223,36 @@ def _run(
 ) -> int:
     from assistant.surfaces.chat_commands import run_command
 
-    answer_log: AnswerLog | None = None
-    if settings.log:
-        try:
-            answer_log = AnswerLog.open(settings)
-        except LogError as exc:
-            console.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; answers are not logged")
-    conversation = resume(answer_log, latest, conversation_id)
-    desk = Desk(settings)
+    desk: Desk | RemoteDesk
+    answer_log: AnswerLog | RemoteLog | None = None
+    if settings.server_url:  # a thin client: the service answers and logs
+        from assistant.remote import RemoteDesk, RemoteLog
+
+        if latest or conversation_id:
+            raise InputError("--continue and --conversation need the local answer log; "
+                             "they are not available with --server")  # fmt: skip
+        desk = RemoteDesk(settings, surface="chat")
+        answer_log = RemoteLog(desk)
+        conversation = Conversation()
+    else:
+        if settings.log:
+            try:
+                answer_log = AnswerLog.open(settings)
+            except LogError as exc:
+                console.print(
+                    f"[yellow]warning:[/yellow] {escape(str(exc))}; answers are not logged"
+                )
+        conversation = resume(answer_log, latest, conversation_id)
+        desk = Desk(settings)
     session = ChatSession(
         desk=desk, console=console, answer_log=answer_log, filters=filters, k=k,
-        extractive=extractive or not settings.llm_configured, conversation=conversation,
+        extractive=extractive, conversation=conversation,
     )  # fmt: skip
     try:
+        try:
+            session.extractive = extractive or not session.llm_available
+        except NewsdeskError:
+            session.extractive = True  # the banner says what is wrong
         _banner(session)
         if conversation.turns:
             first = conversation.turns[0].question

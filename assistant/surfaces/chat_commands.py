@@ -198,7 +198,7 @@ def _mode(session: ChatSession, arg: str) -> None:
     if arg not in ("llm", "extractive"):
         session.say("[yellow]usage: /mode llm or /mode extractive[/yellow]")
         return
-    if arg == "llm" and not session.settings.llm_configured:
+    if arg == "llm" and not session.llm_available:
         session.say(
             "[yellow]no language model is configured "
             "(set OPENAI_API_KEY or NEWSDESK_LLM_BASE_URL)[/yellow]"

@@ -36,6 +36,15 @@ Until = Annotated[str | None, typer.Option(help="Only articles published on/befo
 Source = Annotated[str | None, typer.Option(help="Only articles from this source/outlet.")]
 Collection = Annotated[str | None, typer.Option(help="Chroma collection to use.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Server = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        metavar="URL",
+        help="Use a `newsdesk serve` service (token: NEWSDESK_API_TOKEN) instead of the local "
+        "store (default: NEWSDESK_SERVER_URL).",
+    ),
+]
 AsOf = Annotated[
     str | None,
     typer.Option(
@@ -70,6 +79,17 @@ def _filters(
 
 def _settings(collection: str | None = None, **extra: Any) -> Settings:
     return load_settings(collection=collection, **extra)
+
+
+def _desk(settings: Settings, surface: str) -> Any:
+    """The local desk, or the service's when a server URL is set (``--server``)."""
+    if settings.server_url:
+        from assistant.remote import RemoteDesk
+
+        return RemoteDesk(settings, surface=surface)
+    from assistant.desk import Desk
+
+    return Desk(settings)
 
 
 def _print_json(data: Any) -> None:
@@ -248,6 +268,7 @@ def ask(
     extractive: Annotated[bool, typer.Option(help="Never call a language model.")] = False,
     as_json: Json = False,
     as_of: AsOf = None,
+    server: Server = None,
     timeline: Annotated[
         bool | None,
         typer.Option(
@@ -259,7 +280,6 @@ def ask(
     ] = None,
 ) -> None:
     """Answer a question with numbered citations to passages of your articles."""
-    from assistant.desk import Desk
     from assistant.surfaces.render import AnswerView, render_answer
 
     if (question is None) == (file is None):
@@ -268,9 +288,9 @@ def ask(
         )
     _not_blank(question, "question", "QUESTION")
     filters = _filters(since, until, source, as_of)
-    settings = _settings(collection, extractive=extractive or None)
-    desk = Desk(settings)
-    answer_log = _answer_log(settings)
+    settings = _settings(collection, extractive=extractive or None, server_url=server)
+    desk = _desk(settings, "ask")
+    answer_log = None if settings.server_url else _answer_log(settings)  # the service logs
     if question is not None:
         if as_json:
             answer = desk.answer(question, filters=filters, k=k, timeline=timeline)
@@ -324,13 +344,13 @@ def search(
     collection: Collection = None,
     as_json: Json = False,
     as_of: AsOf = None,
+    server: Server = None,
 ) -> None:
     """Show the passages retrieval finds for a query (no answer)."""
-    from assistant.desk import Desk
     from assistant.surfaces.render import render_passages
 
     _not_blank(query, "query", "QUERY")
-    passages = Desk(_settings(collection)).search(
+    passages = _desk(_settings(collection, server_url=server), "search").search(
         query, filters=_filters(since, until, source, as_of), k=k
     )
     if as_json:
@@ -340,11 +360,9 @@ def search(
 
 
 @app.command()
-def stats(collection: Collection = None, as_json: Json = False) -> None:
+def stats(collection: Collection = None, as_json: Json = False, server: Server = None) -> None:
     """What is stored: documents, chunks, embedder and where the data lives."""
-    from assistant.desk import Desk
-
-    data = Desk(_settings(collection)).stats().model_dump()
+    data = _desk(_settings(collection, server_url=server), "stats").stats().model_dump()
     if as_json:
         _print_json(data)
     else:
@@ -355,11 +373,9 @@ def stats(collection: Collection = None, as_json: Json = False) -> None:
 
 
 @app.command()
-def sources(collection: Collection = None, as_json: Json = False) -> None:
+def sources(collection: Collection = None, as_json: Json = False, server: Server = None) -> None:
     """Outlets in the collection, with article counts and date ranges."""
-    from assistant.desk import Desk
-
-    found = Desk(_settings(collection)).sources()
+    found = _desk(_settings(collection, server_url=server), "sources").sources()
     if as_json:
         _print_json({"sources": [s.model_dump() for s in found]})
         return
@@ -384,6 +400,7 @@ def chat(
     conversation: Annotated[
         str | None, typer.Option("--conversation", help="Go on with this logged conversation.")
     ] = None,
+    server: Server = None,
 ) -> None:
     """Chat about your articles: follow-up questions, streamed cited answers, /help."""
     from assistant.surfaces.chat import run_chat
@@ -392,7 +409,7 @@ def chat(
         raise typer.BadParameter(
             "give --continue or --conversation ID, not both", param_hint="--continue"
         )
-    settings = _settings(collection, extractive=extractive or None)
+    settings = _settings(collection, extractive=extractive or None, server_url=server)
     code = run_chat(
         settings, filters=_filters(since, until, source), k=k, extractive=extractive,
         latest=latest, conversation_id=conversation, console=_reading_console(),
@@ -431,6 +448,29 @@ def slack(
     from assistant.surfaces.slack.server import serve
 
     serve(settings, host, port, say=lambda line: err.print(line, highlight=False))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each loads its own desk).")
+    ] = 1,
+    collection: Collection = None,
+    extractive: Annotated[bool, typer.Option(help="Never call a language model.")] = False,
+) -> None:
+    """The team service: HTTP API and OpenAI-compatible chat completions over one desk."""
+    settings = _settings(collection, extractive=extractive or None)
+    try:
+        from assistant.surfaces.service.server import check_bind
+        from assistant.surfaces.service.server import serve as run
+    except ImportError:
+        raise NewsdeskError(
+            "the service needs fastapi and uvicorn: pip install 'newsdesk[serve]'"
+        ) from None
+    check_bind(settings, host)
+    run(settings, host, port, workers=workers, say=lambda line: err.print(line, highlight=False))
 
 
 def _add_eval_commands() -> None:

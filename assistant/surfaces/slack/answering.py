@@ -19,18 +19,21 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from assistant.answerlog import AnswerLog, LogError
 from assistant.desk import Desk
-from assistant.errors import ConfigError, EmptyCollectionError, LLMError
+from assistant.errors import ConfigError, EmptyCollectionError, LLMError, NewsdeskError
 from assistant.redact import redact
 from assistant.surfaces.slack import blocks as bk
 from assistant.surfaces.slack.threads import AnswerCache, ThreadMemory
 from assistant.types import Answer, Event, Final, TextDelta
+
+if TYPE_CHECKING:
+    from assistant.remote import RemoteDesk, RemoteLog
 
 log = logging.getLogger(__name__)
 WORKING_REACTION = "hourglass_flowing_sand"
@@ -54,9 +57,9 @@ class Job:
 class Responder:
     def __init__(
         self,
-        desk: Desk,
+        desk: Desk | RemoteDesk,  # a RemoteDesk with NEWSDESK_SERVER_URL
         client: WebClient,
-        answer_log: AnswerLog | None,
+        answer_log: AnswerLog | RemoteLog | None,
         memory: ThreadMemory,
         *,
         workers: int = 4,
@@ -190,7 +193,7 @@ class Responder:
         for event in events:
             if isinstance(event, Final):
                 answer = event.answer
-            elif isinstance(event, TextDelta) and event.text and self.settings.use_llm:
+            elif isinstance(event, TextDelta) and event.text and self._streams_text():
                 text += event.text
                 if self.streaming and ts is None:
                     if stream is None:
@@ -223,6 +226,15 @@ class Responder:
                 )
             ts = stream.ts
         return answer, ts
+
+    def _streams_text(self) -> bool:
+        """Whether answers come from a model (the service's, for a thin client)."""
+        if not hasattr(self.desk, "llm_configured"):
+            return self.settings.use_llm
+        try:
+            return bool(self.desk.llm_configured) and not self.settings.extractive
+        except NewsdeskError:
+            return False
 
     def _refused(self, job: Job, exc: SlackApiError) -> None:
         error = exc.response.get("error")

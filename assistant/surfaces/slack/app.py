@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, Assistant, BoltResponse
 from slack_sdk import WebClient
@@ -30,6 +30,9 @@ from assistant.settings import Settings
 from assistant.surfaces.slack import blocks as bk
 from assistant.surfaces.slack.answering import Job, Responder
 from assistant.surfaces.slack.threads import Seen, ThreadMemory
+
+if TYPE_CHECKING:
+    from assistant.remote import RemoteDesk, RemoteLog
 
 log = logging.getLogger(__name__)
 SUGGESTED = [
@@ -130,8 +133,10 @@ class SlackBot:
 
 
 def create_bot(
-    settings: Settings, *, desk: Desk | None = None, socket: bool | None = None
+    settings: Settings, *, desk: Desk | RemoteDesk | None = None, socket: bool | None = None
 ) -> SlackBot:
+    """The bot over ``desk`` (default: a local Desk, or the service's with
+    NEWSDESK_SERVER_URL)."""
     socket = bool(settings.slack_app_token) if socket is None else socket
     check_credentials(settings, socket=socket)
     client = web_client(settings)
@@ -154,11 +159,17 @@ def create_bot(
         token_verification_enabled=False,  # done above, once
         logger=bolt_log,
     )  # fmt: skip
-    answer_log: AnswerLog | None = None
-    try:
-        answer_log = AnswerLog.open(settings)
-    except LogError as exc:
-        log.warning("%s; answers are not logged", exc)
+    answer_log: AnswerLog | RemoteLog | None = None
+    if desk is None and settings.server_url:  # a thin client of `newsdesk serve`
+        from assistant.remote import RemoteDesk, RemoteLog
+
+        desk = RemoteDesk(settings, surface="slack")
+        answer_log = RemoteLog(desk)
+    else:
+        try:
+            answer_log = AnswerLog.open(settings)
+        except LogError as exc:
+            log.warning("%s; answers are not logged", exc)
     memory = ThreadMemory(answer_log)
     responder = Responder(
         desk or Desk(settings), client, answer_log, memory, workers=settings.slack_workers

@@ -15,9 +15,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from assistant.answerlog import AnswerLog, LogError
 from assistant.types import Answer, Conversation, Turn
+
+if TYPE_CHECKING:
+    from assistant.remote import RemoteLog
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ class Thread:
 class ThreadMemory:
     """Thread-safe map of (channel, thread_ts) to its conversation, bounded (LRU)."""
 
-    def __init__(self, answer_log: AnswerLog | None, capacity: int = 5000) -> None:
+    def __init__(self, answer_log: AnswerLog | RemoteLog | None, capacity: int = 5000) -> None:
         self.answer_log = answer_log
         self.capacity = capacity
         self._threads: OrderedDict[tuple[str, str], Thread] = OrderedDict()
