@@ -525,3 +525,40 @@ def test_nothing_ingested_is_503_and_health_still_answers(tmp_path: Path, embedd
         remote = RemoteDesk(service_settings(tmp_path), url=base)
         with remote, pytest.raises(EmptyCollectionError, match="run `newsdesk ingest"):
             list(remote.stream(BIDEN))
+
+
+def test_chroma_stopped_and_restarted_under_the_service(
+    tmp_path: Path, remembering_embedder: Any
+) -> None:
+    """The team setup: `newsdesk serve` over a real `chroma run`. While Chroma is down every
+    answer is a one-line 503 and /healthz says so; once it is back the same service answers."""
+    from ingest.pipeline import ingest_paths
+    from tests.chroma_server import running_server
+    from tests.conftest import EXAMPLES
+
+    chroma = running_server(tmp_path)
+    try:
+        settings = service_settings(tmp_path / "home").model_copy(update={"chroma_url": chroma.url})
+        ingest_paths([str(EXAMPLES / "wire.jsonl")], settings)
+        question = "When did the Fed raise interest rates?"
+        with running(settings, remembering_embedder) as url:
+            first = ask(url, question)
+            assert first.status_code == 200, first.text
+            cited = [c["doc_id"] for c in first.json()["citations"]]
+            assert "wire-fed-2022-03-16" in cited
+
+            chroma.stop()
+            down = ask(url, question)
+            assert down.status_code == 503
+            message = down.json()["error"]["message"]
+            assert "\n" not in message and chroma.url in message, message
+            health = httpx.get(f"{url}/healthz", timeout=30).json()
+            assert health["store"] is False
+
+            chroma.start()
+            again = ask(url, question)
+            assert again.status_code == 200, again.text
+            assert [c["doc_id"] for c in again.json()["citations"]] == cited
+            assert httpx.get(f"{url}/healthz", timeout=30).json()["store"] is True
+    finally:
+        chroma.stop()
