@@ -196,7 +196,12 @@ def serve(args: argparse.Namespace) -> None:
     lines = (RTQA / "questions.dev.jsonl").read_text(encoding="utf-8").splitlines()
     questions = [json.loads(x)["question"] for x in lines if x.strip()][: args.questions]
     port = _free_port()
-    env = {**os.environ, "NEWSDESK_HOME": str(args.home), "NEWSDESK_EXTRACTIVE": "1"}
+    env = {
+        **os.environ,
+        "NEWSDESK_HOME": str(args.home),
+        "NEWSDESK_EXTRACTIVE": "1",
+        "NEWSDESK_SERVE_CLIENT_CONCURRENCY": "64",
+    }  # one benchmark machine, many clients
     if args.chroma_url:
         env["NEWSDESK_CHROMA_URL"] = args.chroma_url
     server = subprocess.Popen(
