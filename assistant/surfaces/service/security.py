@@ -2,7 +2,8 @@
 the request size limit, the per-client concurrency limit, and one structured access-log line
 per request.
 
-A client is its token (hashed, never logged as is) or, without one, its remote address. The
+A client is its remote address, with its token (hashed, never logged as is) when it sends one:
+a team sharing one token is limited per machine, not as a whole. The
 access line holds method, path (never the query string: a search query is a question too),
 status, milliseconds, client and the answer's log id; question text never reaches it.
 """
@@ -74,9 +75,9 @@ class Guard:
 
     def client(self, scope: Scope) -> str:
         token = bearer(scope)
-        if token:
-            return "token:" + hashlib.sha256(token.encode()).hexdigest()[:10]
         host = (scope.get("client") or ("unknown", 0))[0]
+        if token:
+            return f"token:{hashlib.sha256(token.encode()).hexdigest()[:10]}@{host}"
         return f"addr:{host}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
