@@ -9,10 +9,11 @@
   python benchmarks/scale.py ingest --home DIR [--articles 30] [--chroma-url URL]
       A child process ingests N RealTime QA articles under new ids into DIR (the real
       pipeline: chunk, embed, Chroma, lexical index); its wall time, chunks/s and peak RSS.
-  python benchmarks/scale.py serve --home DIR [--clients 1,4,16] [--questions 48]
+  python benchmarks/scale.py serve --home DIR [--clients 1,4,16] [--questions 40]
       Starts ``newsdesk serve`` over DIR and sends RealTime QA dev questions from 1, 4 and 16
-      concurrent clients to /v1/search and /v1/answer (extractive): p50/p95 latency and
-      requests/s; ratios to the 1-client run of the same invocation.
+      concurrent clients to /v1/search and /v1/answer (extractive), other questions in each
+      round (answers are cached by passage): p50/p95 latency and requests/s; ratios to the
+      1-client round of the same invocation.
 
 Everything prints one JSON line per measurement (append them to a file with ``| tee -a``).
 The RealTime QA files are read from ../shared/benchmarks/realtimeqa (never copied).
@@ -194,7 +195,14 @@ def serve(args: argparse.Namespace) -> None:
     import httpx
 
     lines = (RTQA / "questions.dev.jsonl").read_text(encoding="utf-8").splitlines()
-    questions = [json.loads(x)["question"] for x in lines if x.strip()][: args.questions]
+    every = [json.loads(x)["question"] for x in lines if x.strip()]
+    rounds = [int(c) for c in args.clients.split(",")]
+    # each round its own questions: answers are cached by passage, so a question asked in an
+    # earlier round would be answered from the cache
+    need = 2 * len(rounds) * args.questions + 4
+    if need > len(every):
+        sys.exit(f"{need} questions needed, {len(every)} in the dev split")
+    slices = iter(every[i : i + args.questions] for i in range(4, need, args.questions))
     port = _free_port()
     env = {
         **os.environ,
@@ -221,11 +229,12 @@ def serve(args: argparse.Namespace) -> None:
                 sys.exit("newsdesk serve did not start")
             time.sleep(0.5)
         with httpx.Client(base_url=base, timeout=300) as client:
-            for q in questions[:4]:  # warm up: first model loads, first HNSW reads
+            for q in every[:4]:  # warm up: first model loads, first HNSW reads
                 client.post("/v1/answer", json={"question": q})
             for kind in ("search", "answer"):
                 base_rate = None
-                for n in (int(c) for c in args.clients.split(",")):
+                for n in rounds:
+                    questions = next(slices)
                     rate, p50, p95 = _load(client, kind, questions, n)
                     base_rate = base_rate or rate
                     _emit(step="serve", kind=kind, clients=n, requests=len(questions),
@@ -268,7 +277,7 @@ def main() -> None:
     p = sub.add_parser("serve")
     p.add_argument("--home", required=True)
     p.add_argument("--clients", default="1,4,16")
-    p.add_argument("--questions", type=int, default=48)
+    p.add_argument("--questions", type=int, default=40)
     p.add_argument("--chroma-url")
     args = parser.parse_args()
     {"grow": grow, "ingest": ingest, "serve": serve}[args.cmd](args)
