@@ -70,7 +70,8 @@ def grow(args: argparse.Namespace) -> None:
     from assistant.index.store import GENERATION, Store
     from assistant.models.embeddings import embedder_id
 
-    source = Store(_settings(Path(args.source), None))
+    source_settings = _settings(Path(args.source), None)
+    source = Store(source_settings)
     settings = _settings(Path(args.home), args.chroma_url)
     target = Store(settings, source.embedder)
     target.set_manifest(embedder=embedder_id(settings), chunker=source.manifest().get("chunker"))
@@ -115,6 +116,23 @@ def grow(args: argparse.Namespace) -> None:
                 chroma_mb=round(_size_mb(settings.chroma_path), 1) if not args.chroma_url else None,
                 peak_rss_mb=round(_peak_rss_mb()),
             )
+        _copy_stories(source, target, source_settings, settings, round_)
+        target.set_manifest(writing=None)  # (a run stopped midway leaves it set)
+
+
+def _copy_stories(
+    source: Any, target: Any, source_settings: Any, settings: Any, rounds: int
+) -> None:
+    """The story sketches of every copy (a real archive has them; without them the next ingest
+    would group the whole archive once, reading all its text)."""
+    from assistant.index.stories import StoryIndex
+
+    src = StoryIndex.beside(source_settings, source).load()
+    out = StoryIndex.beside(settings, target)
+    for k in range(1, rounds + 1):
+        for doc, story in src.story.items():
+            out._insert(f"{doc}~r{k}", f"{story}~r{k}", src.size[doc], src.sketch[doc])
+    out.save()
 
 
 def _copy(page: list[Any], round_: int, target: Any, lexical: Any) -> tuple[float, float]:
