@@ -8,9 +8,13 @@ Only the cli modules (this one, cli_common, cli_services) configure logging and 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -62,6 +66,25 @@ def _main(
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``systemctl stop``) stops an ingest as Ctrl-C does: between two
+    Chroma calls, letting the write in flight finish. Killed inside a write, the embedded
+    store can be left unreadable (a half-written HNSW file)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or globs.")],
@@ -95,14 +118,20 @@ def ingest(
         def waiting(message: str) -> None:
             err.print(f"[yellow]{escape(message)}[/yellow]", highlight=False)
 
-        report = ingest_paths(
-            paths,
-            settings,
-            prune=prune,
-            reembed_all=reembed,
-            progress=progress,
-            on_wait=waiting,
-        )
+        try:
+            with terminate_as_interrupt():
+                report = ingest_paths(
+                    paths,
+                    settings,
+                    prune=prune,
+                    reembed_all=reembed,
+                    progress=progress,
+                    on_wait=waiting,
+                )
+        except KeyboardInterrupt:
+            bar.stop()
+            err.print("interrupted: what is stored is whole; the next ingest finishes the work")
+            raise typer.Exit(130) from None
     if as_json:
         print_json(report.as_dict())
     else:
