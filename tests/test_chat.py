@@ -145,6 +145,7 @@ class Model:
     answers each question as the test planned (``plan``: question word -> how)."""
 
     SLOW = " ".join(["Slowly"] + ["streaming"] * 60) + "."
+    TAIWAN = " ".join(["Gradually"] + ["streaming"] * 60) + "."  # its own first word
     INVENTED = "The moon is made of green cheese [1]."
     CONDENSED = "How long did the video call between Biden and Xi last?"
 
@@ -163,7 +164,7 @@ class Model:
         if "restraint" in question:  # a stream cut off: no finish_reason, then it ends
             return Reply(text=self.SLOW, mode="no-finish")
         if "Taiwan" in question:
-            return Reply(text=self.SLOW, interval_s=0.25)
+            return Reply(text=self.TAIWAN, interval_s=0.25)
         n = _pick(ps, "two-hour", "Biden")
         sentence = quotable(ps[n])
         if "Kuleba" in question:  # a citation the check removes
@@ -203,7 +204,7 @@ def test_llm_chat_session(home: Path, model_server: tuple[FakeOpenAI, Model]) ->
     assert "no language model was used" in cut and "Sources" in cut
 
     chat.child.sendline("What did Biden and Xi say about Taiwan?")
-    chat.expect("Slowly streaming streaming")
+    chat.expect("Gradually streaming streaming")  # this answer's, not an earlier one's
     chat.child.sendintr()  # Ctrl-C while the answer streams
     chat.expect("cancelled")
     chat.expect("ask>")
