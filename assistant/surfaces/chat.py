@@ -15,11 +15,13 @@ Ctrl-D or ``/quit`` ends the session.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -206,10 +208,22 @@ def run_chat(
         # without -v, what goes wrong is said once, on screen, by the answer's notice or an
         # error line; the library's warnings about the same failure would repeat it
         library.setLevel(logging.ERROR)
+    interrupt = _ctrl_c_cancels()
     try:
         return _run(settings, console, filters, k, extractive, latest, conversation_id)
     finally:
         library.setLevel(level)
+        if interrupt is not None:
+            signal.signal(signal.SIGINT, interrupt)
+
+
+def _ctrl_c_cancels() -> Any:
+    """Make Ctrl-C raise KeyboardInterrupt (it cancels the answer being produced) even when the
+    parent left SIGINT ignored, as a shell does for a command started with ``&`` and Python
+    then keeps; returns the handler to restore (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _run(
